@@ -1,0 +1,483 @@
+"""Results store -> ``leaderboards/``: markdown pages, CSV tables and PNG plots.
+
+``generate(store.frame(), "leaderboards")`` writes one page per (dataset,
+protocol) with mean ± std (n) over seeds, and an index. The output is a pure
+function of the frame (sorted everything, fixed float formats, no timestamps,
+PNGs without a software tag), so regenerating from the same store gives the
+same bytes and the committed folder diffs cleanly. Pages whose rows left the
+store are removed: the folder mirrors the store.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import matplotlib.style
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
+SETTING_COLUMNS = ("head", "labels", "points")  # shown as extra row columns when used
+AGG_KEYS = ["method", "variant", "preset", "metric", "head", "labels", "points", "t"]
+AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n"]  # the per-page CSV
+GENERATED_SUFFIXES = (".md", ".csv", ".png")  # what stale-page removal may delete
+PRIMARY_METRIC = "accuracy"
+GENERATOR = "python -m benchmarks leaderboard"
+FIGSIZE_PER_HEAD = (4.8, 3.8)  # inches; fixed so plots are byte-identical
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+DASH = "–"  # std of a single seed, or a quantity not recorded
+# Columns a frame may lack (older stores, hand-made frames) and what they mean then.
+_OPTIONAL_COLUMNS = {
+    "variant": "", "preset": "", "head": None, "labels": None, "points": None, "t": math.nan,
+    "command": "", "commit": "", "config_hash": "",
+    "pretrain_wall_time_s": math.nan, "images_per_s": math.nan, "wall_time_s": math.nan,
+}  # fmt: skip
+
+
+# -- normalising and aggregating ------------------------------------------------
+
+
+def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every column this module reads, missing settings as ''/NaN."""
+    df = frame.copy()
+    for col, default in _OPTIONAL_COLUMNS.items():
+        if col not in df.columns:
+            df[col] = default
+    for col in ("variant", "preset", "command", "commit", "config_hash"):
+        df[col] = df[col].fillna("").astype(str)
+    # '' rather than None: groupby drops None keys and strings sort with strings.
+    df["head"] = df["head"].where(df["head"].notna(), "").astype(str)
+    for col in ("labels", "points"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    # Rounded so 0.30000000000000004 and 0.3 are the same column.
+    df["t"] = pd.to_numeric(df["t"], errors="coerce").astype("float64").round(6)
+    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
+    df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("int64")
+    return df
+
+
+def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (ddof=1) and count over seeds of every (entry, setting, metric, t)."""
+    keys = ["dataset", "protocol", *AGG_KEYS]
+    df = _normalise(frame)
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n"])
+    grouped = df.groupby(keys, dropna=False, sort=True)["value"]
+    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    out["n"] = out["n"].astype("int64")
+    return out
+
+
+def _metric_order(metrics: Iterable[str]) -> list[str]:
+    rest = sorted(set(metrics) - {PRIMARY_METRIC})
+    return ([PRIMARY_METRIC] if PRIMARY_METRIC in set(metrics) else []) + rest
+
+
+def _is_accuracy(metric: str) -> bool:
+    return "accuracy" in metric
+
+
+# -- formatting ------------------------------------------------------------------
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe form of a dataset/protocol name ('folder:/x/y' -> 'folder-x-y')."""
+    # Leading dots are stripped too, so no name can become '..' or a hidden file.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "unnamed"
+
+
+def entry_name(method: str, variant: str) -> str:
+    return f"{method} [{variant}]" if variant else method
+
+
+def format_t(t: float) -> str:
+    # One decimal for the usual 0.0..1.0 grid, more only when a grid needs it.
+    return f"{t:.1f}" if abs(t * 10 - round(t * 10)) < 1e-9 else f"{t:.4g}"
+
+
+def _fmt_number(x: float, metric: str) -> str:
+    return f"{100 * x:.2f}" if _is_accuracy(metric) else f"{x:.4f}"
+
+
+def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False) -> str:
+    """``mean ± std (n)``; accuracies in %, std '–' for a single seed."""
+    if n == 0 or math.isnan(mean):
+        return ""
+    m = _fmt_number(mean, metric)
+    s = DASH if n < 2 or math.isnan(std) else _fmt_number(std, metric)
+    return f"{f'**{m}**' if bold else m} ± {s} ({n})"
+
+
+def _setting_text(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], n_left: int) -> str:
+    """Aligned plain text: the first ``n_left`` columns left-aligned, the rest right."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [
+            c.ljust(w) if i < n_left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+# -- one metric as a table -----------------------------------------------------------
+
+
+def _used_settings(agg: pd.DataFrame) -> list[str]:
+    return [c for c in SETTING_COLUMNS if agg[c].map(_setting_text).ne("").any()]
+
+
+def _value_columns(agg: pd.DataFrame) -> list[tuple[str, float | None]]:
+    """(header, t) per column: one per t value, plus 'value' for rows without t."""
+    ts = sorted(agg["t"].dropna().unique())
+    cols: list[tuple[str, float | None]] = [(format_t(t), float(t)) for t in ts]
+    if agg["t"].isna().any() or not cols:
+        cols.append(("value", None))
+    return cols
+
+
+@dataclass
+class _Grid:
+    """One metric laid out as rows (entry + used settings) x value columns."""
+
+    settings: list[str]  # setting columns shown (those not empty for this metric)
+    rows: list[tuple]  # (method, variant, preset, *setting values), sorted
+    columns: list[tuple[str, float | None]]  # (header, t); t None for the 'value' column
+    cells: dict[tuple, tuple[float, float, int]]  # (row, t) -> (mean, std, n)
+
+    def means(self, rows: Iterable[tuple], t: float | None) -> list[float]:
+        found = (self.cells[(r, t)][0] for r in rows if (r, t) in self.cells)
+        return [m for m in found if not math.isnan(m)]
+
+
+def _metric_grid(agg: pd.DataFrame) -> _Grid:
+    settings = _used_settings(agg)
+    grid = _Grid(settings, [], _value_columns(agg), {})
+    rows: dict[tuple, None] = {}  # insertion-ordered set; agg is sorted, so rows are too
+    for rec in agg.to_dict(orient="records"):
+        row = (rec["method"], rec["variant"], rec["preset"])
+        row += tuple(_setting_text(rec[c]) for c in settings)
+        rows[row] = None
+        t = None if math.isnan(rec["t"]) else float(rec["t"])
+        grid.cells[(row, t)] = (rec["mean"], rec["std"], int(rec["n"]))
+    grid.rows = list(rows)
+    return grid
+
+
+def _best_means(grid: _Grid, metric: str) -> dict[tuple, str]:
+    """{(setting values, t): displayed best mean}, for accuracies only.
+
+    Methods compete within a setting (same head/labels/points), so the best is
+    taken per setting and column, and only where at least two rows compete.
+    """
+    if not _is_accuracy(metric):
+        return {}
+    groups: dict[tuple, list[tuple]] = {}
+    for row in grid.rows:
+        groups.setdefault(row[3:], []).append(row)
+    best = {}
+    for setting, members in groups.items():
+        for _, t in grid.columns:
+            means = grid.means(members, t)
+            if len(means) >= 2:
+                best[(setting, t)] = _fmt_number(max(means), metric)
+    return best
+
+
+def metric_table(agg: pd.DataFrame, metric: str) -> list[str]:
+    """Markdown lines: one row per entry (+ settings), one column per t (or 'value')."""
+    grid = _metric_grid(agg)
+    best = _best_means(grid, metric)
+    header = ["method", "preset", *grid.settings, *(h for h, _ in grid.columns)]
+    body = []
+    for row in grid.rows:
+        cells = []
+        for _, t in grid.columns:
+            stats = grid.cells.get((row, t))
+            bold = stats is not None and best.get((row[3:], t)) == _fmt_number(stats[0], metric)
+            cells.append("" if stats is None else format_cell(*stats, metric, bold=bold))
+        body.append([entry_name(row[0], row[1]), row[2], *row[3:], *cells])
+    return _md_table(header, body)
+
+
+# -- compute / provenance table ------------------------------------------------------
+
+
+def _unique_text(values: pd.Series) -> str:
+    return ", ".join(f"`{v}`" for v in sorted(set(values)) if v) or DASH
+
+
+def _fmt_mean(values: pd.Series, fmt: str) -> str:
+    # RunInfo defaults these to 0.0, which means "not measured".
+    m = values[values > 0].mean()
+    return DASH if math.isnan(m) else format(m, fmt)
+
+
+def compute_table(page: pd.DataFrame) -> list[str]:
+    """Per entry: mean wall times and throughput over runs, and the commits/configs used."""
+    # One row per run (rows of a run share their provenance).
+    runs = page.drop_duplicates([*ENTRY_COLUMNS, "seed"])
+    header = [
+        "method",
+        "preset",
+        "runs",
+        "pretrain wall time (s)",
+        "images/s",
+        "protocol wall time (s)",
+        "commit",
+        "config hash",
+    ]
+    body = []
+    for (method, variant, preset), g in runs.groupby(list(ENTRY_COLUMNS), sort=True):
+        body.append(
+            [
+                entry_name(method, variant),
+                preset,
+                str(len(g)),
+                _fmt_mean(g["pretrain_wall_time_s"], ".1f"),
+                _fmt_mean(g["images_per_s"], ".1f"),
+                _fmt_mean(g["wall_time_s"], ".1f"),
+                _unique_text(g["commit"]),
+                _unique_text(g["config_hash"]),
+            ]
+        )
+    return _md_table(header, body)
+
+
+# -- the accuracy-vs-t plot ----------------------------------------------------------
+
+
+def _line_label(rec: pd.Series, settings: Sequence[str], show_preset: bool) -> str:
+    label = entry_name(rec["method"], rec["variant"])
+    if show_preset:
+        label += f" ({rec['preset']})"
+    extra = [f"{c}={_setting_text(rec[c])}" for c in settings]
+    return ", ".join([label, *extra])
+
+
+def plot_accuracy_vs_t(agg: pd.DataFrame, title: str, path: Path) -> None:
+    """Accuracy (%) against t, one subplot per head, one line + ±std band per entry."""
+    agg = agg[agg["t"].notna()]
+    heads = sorted(agg["head"].unique())
+    settings = [c for c in _used_settings(agg) if c != "head"]
+    show_preset = agg["preset"].nunique() > 1
+    labels = agg.apply(lambda r: _line_label(r, settings, show_preset), axis=1)
+    # Colours and markers fixed by the sorted label list: same entry, same look everywhere.
+    names = sorted(labels.unique())
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    style = {n: (cmap(i % cmap.N), MARKERS[i % len(MARKERS)]) for i, n in enumerate(names)}
+
+    w, h = FIGSIZE_PER_HEAD
+    # The default style, not the user's matplotlibrc, so bytes do not depend on the machine.
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(w * len(heads), h))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(heads), squeeze=False, sharex=True, sharey=True)[0]
+        ts = sorted(agg["t"].unique())
+        for ax, head in zip(axes, heads, strict=True):
+            sel = agg["head"] == head
+            for name in names:
+                line = agg[sel & (labels == name)].sort_values("t")
+                if line.empty:
+                    continue
+                colour, marker = style[name]
+                x, y, s = line["t"], 100 * line["mean"], 100 * line["std"].fillna(0.0)
+                ax.plot(x, y, marker=marker, color=colour, label=name, linewidth=1.5, markersize=4)
+                ax.fill_between(x, y - s, y + s, color=colour, alpha=0.2, linewidth=0)
+            ax.set_title(f"{title}" + (f" — head: {head}" if head else ""), fontsize="medium")
+            ax.set_xlabel("diffusion time t")
+            if len(ts) <= 12:  # the paper's 0.0..1.0 grid: one tick per evaluated t
+                ax.set_xticks(ts, [format_t(t) for t in ts])
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize="small")
+        axes[0].set_ylabel("accuracy (%)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100, metadata={"Software": None})
+
+
+# -- pages ----------------------------------------------------------------------------
+
+
+def _commands_section(page: pd.DataFrame) -> list[str]:
+    lines = ["## Produced by", ""]
+    commands = sorted(set(page["command"]) - {""})
+    if not commands:
+        return [*lines, "(no command recorded)", ""]
+    return [*lines, "```sh", *commands, "```", ""]
+
+
+def _page_text(
+    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, png: str | None
+) -> str:
+    lines = [
+        f"# {dataset} — {protocol}",
+        "",
+        f"Generated by `{GENERATOR}` from the results store; do not edit by hand.",
+        "Cells are mean ± std (n) over seeds (std with ddof=1, – for one seed); accuracies "
+        "in %, the best mean of each column among rows of the same setting in bold. Columns "
+        "0.0, 0.1, ... are the diffusion time t.",
+        "",
+    ]
+    lines += _commands_section(page)
+    for metric in _metric_order(agg["metric"]):
+        lines += [f"## {metric}", ""]
+        if metric == PRIMARY_METRIC and png:
+            lines += [f"![{metric} against t]({png})", ""]
+        lines += [*metric_table(agg[agg["metric"] == metric], metric), ""]
+    lines += ["## Compute", "", *compute_table(page), ""]
+    return "\n".join(lines)
+
+
+def _page_csv(agg: pd.DataFrame) -> str:
+    out = agg[AGG_COLUMNS].copy()
+    out["head"] = out["head"].replace("", None)  # empty cell, as for labels/points
+    # Row order: the groupby order of aggregate(), i.e. sorted by the key columns.
+    return out.to_csv(index=False, float_format="%.6f", na_rep="", lineterminator="\n")
+
+
+def _write(path: Path, data: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode("utf-8"))
+    return path
+
+
+def _write_page(
+    out_dir: Path, dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame
+) -> list[Path]:
+    folder = out_dir / safe_name(dataset)
+    stem = safe_name(protocol)
+    written = []
+    acc = agg[(agg["metric"] == PRIMARY_METRIC) & agg["t"].notna()]
+    png = None
+    if not acc.empty:
+        png = f"{stem}_accuracy_vs_t.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        plot_accuracy_vs_t(acc, f"{dataset} / {protocol}", folder / png)
+        written.append(folder / png)
+    written.append(_write(folder / f"{stem}.md", _page_text(dataset, protocol, page, agg, png)))
+    written.append(_write(folder / f"{stem}.csv", _page_csv(agg)))
+    return written
+
+
+def _index_text(pages: list[tuple[str, str, pd.DataFrame]]) -> str:
+    lines = [
+        "# Leaderboards",
+        "",
+        f"This folder is generated by `{GENERATOR}` from the results store; never edit it by",
+        "hand: rerun the command, which rewrites every page and removes stale ones.",
+        "",
+    ]
+    if not pages:
+        return "\n".join([*lines, "No results in the store yet.", ""])
+    body = []
+    for dataset, protocol, page in pages:
+        rel = f"{safe_name(dataset)}/{safe_name(protocol)}"
+        body.append(
+            [
+                dataset,
+                f"[{protocol}]({rel}.md)",
+                str(page["method"].nunique()),
+                str(page["seed"].nunique()),
+                f"[csv]({rel}.csv)",
+            ]
+        )
+    header = ["dataset", "protocol", "methods", "seeds", "numbers"]
+    return "\n".join([*lines, *_md_table(header, body), ""])
+
+
+def _check_unique_paths(pages: list[tuple[str, str, pd.DataFrame]]) -> None:
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for dataset, protocol, _ in pages:
+        key = (safe_name(dataset), safe_name(protocol))
+        if key in seen and seen[key] != (dataset, protocol):
+            raise ValueError(
+                f"{dataset!r}/{protocol!r} and {seen[key][0]!r}/{seen[key][1]!r} map to the "
+                f"same page {key[0]}/{key[1]}; rename one of them"
+            )
+        seen[key] = (dataset, protocol)
+
+
+def _remove_stale(out_dir: Path, keep: set[Path]) -> None:
+    """Delete generated files under dataset folders that this run did not write."""
+    for folder in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.suffix in GENERATED_SUFFIXES and f not in keep:
+                f.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Write the leaderboards for ``frame`` (``ResultsStore.frame()``) into ``out_dir``.
+
+    Returns the written paths, sorted. Same frame -> same bytes.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = _normalise(frame)
+    agg = aggregate(frame)
+    pages = [(str(d), str(p), g) for (d, p), g in df.groupby(["dataset", "protocol"], sort=True)]
+    _check_unique_paths(pages)
+    written: list[Path] = []
+    for dataset, protocol, page in pages:
+        page_agg = agg[(agg["dataset"] == dataset) & (agg["protocol"] == protocol)]
+        written += _write_page(out_dir, dataset, protocol, page, page_agg)
+    written.append(_write(out_dir / "README.md", _index_text(pages)))
+    _remove_stale(out_dir, set(written))
+    return sorted(written)
+
+
+# -- terminal summary -------------------------------------------------------------------
+
+
+def format_summary(frame: pd.DataFrame, dataset: str, protocol: str) -> str:
+    """A plain-text table per metric: entries x t, mean over seeds (accuracies in %)."""
+    agg = aggregate(frame)
+    agg = agg[(agg["dataset"] == dataset) & (agg["protocol"] == protocol)]
+    if agg.empty:
+        return f"no results for {dataset} / {protocol}"
+    blocks = []
+    for metric in _metric_order(agg["metric"]):
+        grid = _metric_grid(agg[agg["metric"] == metric])
+        header = ["method", "preset", *grid.settings, *(h for h, _ in grid.columns)]
+        body = []
+        for row in grid.rows:
+            cells = [grid.cells.get((row, t)) for _, t in grid.columns]
+            body.append(
+                [
+                    entry_name(row[0], row[1]),
+                    *row[2:],
+                    *("" if c is None else _fmt_number(c[0], metric) for c in cells),
+                ]
+            )
+        unit = " (%)" if _is_accuracy(metric) else ""
+        title = f"{dataset} / {protocol}: {metric}{unit}, mean over seeds"
+        blocks.append(title + "\n" + _text_table(header, body, n_left=2 + len(grid.settings)))
+    return "\n\n".join(blocks)
+
+
+__all__ = ["aggregate", "format_summary", "generate", "safe_name"]

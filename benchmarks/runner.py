@@ -1,0 +1,179 @@
+"""One run: pretrain (cached) -> encode (cached) -> protocols -> results store -> leaderboards.
+
+Everything a request names is validated before anything is computed, so a
+typo costs one line, not a pretraining. Checkpoints and features are cached
+under the results folder and reused by every later run that needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks import leaderboard, provenance
+from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
+from benchmarks.data import DatasetError, DataSplits, load_dataset
+from benchmarks.presets import SettingError, canonical_variant, parse_overrides, preset_settings
+from benchmarks.store import ResultsStore, RunInfo
+from methods.base import (
+    Budget,
+    DataSpec,
+    History,
+    Method,
+    available_methods,
+    config_from_settings,
+    create_method,
+    get_method_class,
+)
+from protocols.base import Encoded, available_protocols, create_protocol
+
+
+class UsageError(ValueError):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    methods: tuple[str, ...]
+    protocols: tuple[str, ...]
+    dataset: str = "digits"
+    preset: str = "quick"
+    seeds: tuple[int, ...] = (0,)
+    overrides: tuple[str, ...] = ()
+    data_root: str = "data"
+    download: bool = False
+    results: str = "results"
+    leaderboards: str = "leaderboards"
+    device: str = "auto"
+    progress: bool = True
+    command: str = ""
+
+
+@dataclass
+class Plan:
+    """A validated request: every name known, every override typed."""
+
+    request: RunRequest
+    overrides: dict[str, Any]
+    device: torch.device
+
+
+def validate(req: RunRequest) -> Plan:
+    _check_names("method", req.methods, available_methods())
+    _check_names("protocol", req.protocols, available_protocols())
+    from benchmarks.presets import PRESETS
+    _check_names("preset", (req.preset,), list(PRESETS))
+    if not req.seeds:
+        raise UsageError("--seeds is empty; give integers such as 0,1,2")
+    classes = [get_method_class(m).config_cls for m in req.methods] + [Budget]
+    classes += [create_protocol(p).config_cls for p in req.protocols]
+    try:
+        overrides = parse_overrides(req.overrides, classes)
+    except SettingError as err:
+        raise UsageError(str(err)) from None
+    return Plan(req, overrides, _resolve_device(req.device))
+
+
+def _check_names(kind: str, names: tuple[str, ...], valid: list[str]) -> None:
+    if not names:
+        raise UsageError(f"no {kind} given; valid: {', '.join(valid)}")
+    for name in names:
+        if name not in valid:
+            raise UsageError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here; valid: auto, cpu")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {name!r}; valid: auto, cpu, cuda")
+    return torch.device(name)
+
+
+def settings_for(plan: Plan, data: DataSplits) -> dict[str, Any]:
+    return {**preset_settings(plan.request.preset, data.image_shape), **plan.overrides}
+
+
+def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)
+            ) -> tuple[ResultsStore, str]:
+    """Run the plan; returns the store and the dataset's stored name."""
+    req = plan.request
+    try:
+        store = ResultsStore(req.results)
+        data = load_dataset(req.dataset, root=req.data_root, download=req.download)
+    except DatasetError as err:
+        raise UsageError(str(err)) from None
+    settings = settings_for(plan, data)
+    try:  # build every config before computing anything: a bad value fails in a second
+        method_cfgs = {m: config_from_settings(get_method_class(m).config_cls, settings) for m in req.methods}
+        budget = config_from_settings(Budget, settings)
+        protocols = {p: create_protocol(p) for p in req.protocols}
+        protocol_cfgs = {p: config_from_settings(protocols[p].config_cls, settings) for p in req.protocols}
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    variant = canonical_variant(plan.overrides)
+    checkpoints = CheckpointStore(Path(req.results))
+    log(f"dataset {data.name}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
+        f"images {data.image_shape}; preset {req.preset}{' [' + variant + ']' if variant else ''}; "
+        f"device {plan.device}")
+
+    for method_name in req.methods:
+        for seed in req.seeds:
+            key_fields = {"method": method_name, "config": dataclasses.asdict(method_cfgs[method_name]),
+                          "budget": dataclasses.asdict(budget), "data": data.fingerprint(),
+                          "seed": seed, "format": CACHE_FORMAT}
+            ckpt = stable_hash(key_fields)
+            method, history = _fitted_method(method_name, method_cfgs[method_name], budget, data, seed,
+                                             ckpt, checkpoints, plan.device, req.progress, log)
+            features = FeatureCache(Path(req.results), ckpt, method, data)
+            encoded = Encoded(method, data, features, seed, plan.device)
+            for name, protocol in protocols.items():
+                start = time.perf_counter()
+                records = protocol.run(encoded, protocol_cfgs[name])
+                config = {"method": key_fields["config"], "budget": key_fields["budget"],
+                          "protocol": dataclasses.asdict(protocol_cfgs[name])}
+                info = RunInfo(
+                    dataset=data.name, method=method_name, protocol=name, preset=req.preset, seed=seed,
+                    variant=variant, config_hash=stable_hash(config), config=config, checkpoint=ckpt,
+                    commit=provenance.git_commit(), versions=provenance.package_versions(),
+                    device=provenance.device_name(plan.device),
+                    wall_time_s=time.perf_counter() - start,
+                    pretrain_wall_time_s=history.wall_time_s, images_per_s=history.images_per_s,
+                    peak_memory_mb=history.peak_memory_mb, command=req.command,
+                )
+                store.write(info, records)
+                log(f"{method_name} seed {seed} {name}: {len(records)} numbers stored "
+                    f"({info.wall_time_s:.1f} s)")
+    leaderboard.generate(store.frame(), req.leaderboards)
+    log(f"leaderboards regenerated in {req.leaderboards}/")
+    return store, data.name
+
+
+def _fitted_method(name: str, cfg: Any, budget: Budget, data: DataSplits, seed: int, ckpt: str,
+                   checkpoints: CheckpointStore, device: torch.device, progress: bool,
+                   log: Callable[[str], None]) -> tuple[Method, History]:
+    torch.manual_seed(seed)
+    method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
+    saved = checkpoints.load(ckpt)
+    if saved is not None:
+        method.load_state_dict(saved["state"])
+        history = History(**saved["history"])
+        log(f"{name} seed {seed}: reusing pretrained checkpoint {ckpt} (no training)")
+        return method, history
+    log(f"{name} seed {seed}: pretraining {budget.iterations} steps x {budget.batch_size} images "
+        f"({method.num_parameters() / 1e6:.2f} M parameters), checkpoint {ckpt}")
+    history = method.fit(data.train, budget, progress=progress)
+    checkpoints.save(ckpt, {"state": method.state_dict(), "history": dataclasses.asdict(history),
+                            "method": name, "key": ckpt})
+    log(f"{name} seed {seed}: pretrained in {history.wall_time_s:.1f} s "
+        f"({history.images_per_s:.0f} images/s), final loss {history.losses[-1]:.4g}")
+    return method, history

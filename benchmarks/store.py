@@ -1,0 +1,322 @@
+"""The results store: one SQLite row per measured number, with its provenance.
+
+Every protocol run ends in ``ResultsStore.write``: the records of one run
+(dataset, method, variant, protocol, preset, seed) replace that run's previous
+rows in a single transaction, so re-running a configuration never duplicates
+it. Several processes (sweep workers, parallel runs) may write at once: the
+database uses WAL journaling, a 60 s busy timeout and ``BEGIN IMMEDIATE``.
+Nothing but this module writes the database; the leaderboards read
+``ResultsStore.frame()``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from protocols.base import Record
+
+FILENAME = "results.sqlite"
+SCHEMA_VERSION = 1  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
+BUSY_TIMEOUT_S = 60.0
+EXPORT_FORMATS = ("csv", "json", "md")
+
+# The identity of a run: rewriting it replaces its rows.
+RUN_KEY = ("dataset", "method", "variant", "protocol", "preset", "seed")
+# Column order of frame() and of every export.
+COLUMNS = [
+    "dataset", "method", "variant", "protocol", "preset", "seed",
+    "metric", "value", "t", "labels", "head", "points", "setting",
+    "config_hash", "checkpoint", "commit", "device",
+    "wall_time_s", "pretrain_wall_time_s", "images_per_s", "peak_memory_mb",
+    "versions", "config", "command", "created_at",
+]  # fmt: skip
+# Row order of frame(): deterministic, most significant first.
+SORT_COLUMNS = [
+    "dataset", "protocol", "method", "variant", "preset", "seed",
+    "metric", "head", "labels", "points", "t", "setting",
+]  # fmt: skip
+# Columns holding JSON text in the table (decoded to objects in the JSON export).
+JSON_COLUMNS = ("setting", "versions", "config")
+
+# SQL type of the columns that are not plain text (TEXT NOT NULL DEFAULT '').
+_SQL_TYPES = {
+    "seed": "INTEGER NOT NULL", "value": "REAL", "t": "REAL", "labels": "INTEGER",
+    "head": "TEXT", "points": "INTEGER", "wall_time_s": "REAL",
+    "pretrain_wall_time_s": "REAL", "images_per_s": "REAL", "peak_memory_mb": "REAL",
+}  # fmt: skip
+
+
+def _column_sql(name: str) -> str:
+    kind = _SQL_TYPES.get(name, "TEXT NOT NULL DEFAULT ''")
+    return f'"{name}" {kind}'
+
+
+_CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS results (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    + ", ".join(_column_sql(c) for c in COLUMNS)
+    + ")"
+)
+_CREATE_INDEX = "CREATE INDEX IF NOT EXISTS results_run ON results (" + ", ".join(RUN_KEY) + ")"
+# version reached -> statements that take the schema there from the version before.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: (_CREATE_TABLE, _CREATE_INDEX)}
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written (bad path, newer schema, locked too long)."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who produced a set of records, with what, where and how fast."""
+
+    dataset: str
+    method: str
+    protocol: str
+    preset: str
+    seed: int
+    variant: str = ""  # canonical "key=value,..." of user overrides; '' = preset defaults
+    config_hash: str = ""  # hash of the full method + protocol config
+    config: dict = field(default_factory=dict)  # the full config values
+    checkpoint: str = ""  # checkpoint hash of the pretrained encoder
+    commit: str = ""
+    versions: dict = field(default_factory=dict)
+    device: str = ""
+    wall_time_s: float = 0.0  # protocol wall time
+    pretrain_wall_time_s: float = 0.0
+    images_per_s: float = 0.0  # pretraining throughput
+    peak_memory_mb: float = 0.0
+    command: str = ""  # the exact command line that produced the run
+
+
+def _to_json(obj: Any) -> str:
+    # sort_keys: the same config always gives the same text (diffs, grouping).
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    # SQLite stores NaN as NULL anyway; make that explicit.
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _row(run: RunInfo, rec: Record, created_at: str) -> dict[str, Any]:
+    return {
+        "dataset": run.dataset,
+        "method": run.method,
+        "variant": run.variant,
+        "protocol": run.protocol,
+        "preset": run.preset,
+        "seed": int(run.seed),
+        "metric": rec.metric,
+        "value": _finite_or_none(rec.value),
+        "t": _finite_or_none(rec.t),
+        "labels": None if rec.labels is None else int(rec.labels),
+        "head": rec.head,
+        "points": None if rec.points is None else int(rec.points),
+        "setting": _to_json(rec.extra),
+        "config_hash": run.config_hash,
+        "checkpoint": run.checkpoint,
+        "commit": run.commit,
+        "device": run.device,
+        "wall_time_s": float(run.wall_time_s),
+        "pretrain_wall_time_s": float(run.pretrain_wall_time_s),
+        "images_per_s": float(run.images_per_s),
+        "peak_memory_mb": float(run.peak_memory_mb),
+        "versions": _to_json(run.versions),
+        "config": _to_json(run.config),
+        "command": run.command,
+        "created_at": created_at,
+    }
+
+
+class ResultsStore:
+    """An SQLite file ``directory/results.sqlite`` holding every result row.
+
+    >>> store = ResultsStore("results")  # doctest: +SKIP
+    >>> store.write(RunInfo("digits", "drl", "probe", "tiny", 0), records)  # doctest: +SKIP
+    >>> store.frame().groupby(["method", "t"]).value.mean()  # doctest: +SKIP
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / FILENAME
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create results directory {self.directory}: {e}") from e
+        try:
+            with closing(self._connect()) as con:
+                self._set_wal(con)
+                self._migrate(con)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open results store {self.path}: {e}") from e
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.directory)!r})"
+
+    # -- connection and schema --------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves (BEGIN IMMEDIATE).
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+    @staticmethod
+    def _set_wal(con: sqlite3.Connection) -> None:
+        # Switching to WAL needs an exclusive lock and may fail with "locked"
+        # without waiting on the busy timeout when processes open a new file at once.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"results store {self.path} has schema version {version}, newer than "
+                    f"this code's {SCHEMA_VERSION}; update the code"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    con.execute(statement)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        with closing(self._connect()) as con:
+            return con.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- writing ----------------------------------------------------------------
+
+    def write(self, run: RunInfo, records: Sequence[Record]) -> int:
+        """Replace the rows of ``run``'s key by ``records``; return how many were written."""
+        created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows = [_row(run, rec, created_at) for rec in records]
+        key = [getattr(run, k) for k in RUN_KEY]
+        where = " AND ".join(f'"{k}" = ?' for k in RUN_KEY)
+        insert = (
+            "INSERT INTO results ("
+            + ", ".join(f'"{c}"' for c in COLUMNS)
+            + ") VALUES ("
+            + ", ".join(f":{c}" for c in COLUMNS)
+            + ")"
+        )
+        try:
+            with closing(self._connect()) as con:
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.execute(f"DELETE FROM results WHERE {where}", key)
+                    con.executemany(insert, rows)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to results store {self.path}: {e}") from e
+        return len(rows)
+
+    # -- reading ----------------------------------------------------------------
+
+    def frame(self) -> pd.DataFrame:
+        """All rows as a DataFrame, columns in ``COLUMNS`` order, deterministically sorted.
+
+        ``t`` is float (NaN where absent), ``labels``/``points`` nullable Int64,
+        ``head`` None where absent; ``setting``, ``versions``, ``config`` are JSON text.
+        """
+        # SQLite sorts NULL first; id breaks ties between otherwise identical rows.
+        order = ", ".join(f'"{c}"' for c in SORT_COLUMNS) + ", id"
+        query = "SELECT " + ", ".join(f'"{c}"' for c in COLUMNS) + f" FROM results ORDER BY {order}"
+        try:
+            with closing(self._connect()) as con:
+                rows = con.execute(query).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read results store {self.path}: {e}") from e
+        df = pd.DataFrame.from_records(rows, columns=COLUMNS)
+        return _typed(df)
+
+    def export(self, fmt: str) -> str:
+        """The whole store as text: ``"csv"``, ``"json"`` (list of row objects) or ``"md"``."""
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
+        df = self.frame()
+        if fmt == "csv":
+            buf = io.StringIO()
+            # Default float formatting is repr: full precision. NaN/<NA> -> empty cell.
+            df.to_csv(buf, index=False, na_rep="", lineterminator="\n")
+            return buf.getvalue()
+        if fmt == "json":
+            return json.dumps(_json_rows(df), indent=1, sort_keys=False) + "\n"
+        return _markdown(df)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    df["seed"] = df["seed"].astype("int64")
+    for col in (
+        "value",
+        "t",
+        "wall_time_s",
+        "pretrain_wall_time_s",
+        "images_per_s",
+        "peak_memory_mb",
+    ):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    for col in ("labels", "points"):
+        df[col] = df[col].astype("Int64")
+    df["head"] = df["head"].astype(object).where(df["head"].notna(), None)
+    return df.reset_index(drop=True)
+
+
+def _plain(x: Any) -> Any:
+    """A DataFrame cell as a JSON-ready Python value (missing -> None)."""
+    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
+        return None
+    if hasattr(x, "item"):  # numpy scalar
+        return x.item()
+    return x
+
+
+def _json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df.to_dict(orient="records"):
+        row = {c: _plain(rec[c]) for c in COLUMNS}
+        for c in JSON_COLUMNS:
+            row[c] = json.loads(row[c]) if row[c] else {}
+        out.append(row)
+    return out
+
+
+def _md_cell(x: Any) -> str:
+    x = _plain(x)
+    if x is None:
+        return ""
+    return (repr(x) if isinstance(x, float) else str(x)).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    # Hand-written rather than DataFrame.to_markdown, which needs the optional `tabulate`.
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for rec in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(x) for x in rec) + " |")
+    return "\n".join(lines) + "\n"

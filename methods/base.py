@@ -1,0 +1,232 @@
+"""The Method interface, the shared pretraining loop, and the method registry.
+
+A method learns from unlabelled images, then maps ``(x, t) -> z``. Every
+method of a dataset shares the encoder family, latent size and budget (images
+seen), so differences come from the objective alone. Methods are registered by
+decorator, as timm registers models, and built from a plain dataclass config.
+
+``encode`` takes raw uint8 images (the method owns its normalisation, so a
+checkpoint's codes never depend on the caller) and runs the EMA encoder in
+eval mode under ``torch.no_grad()``: BatchNorm statistics never move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from timm.utils import ModelEmaV3
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from benchmarks.data import ImageData
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much pretraining a method gets: the same for every method of a comparison."""
+
+    iterations: int = 2000
+    batch_size: int = 128
+    lr: float = 2e-4
+    warmup: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+
+    @property
+    def images_seen(self) -> int:
+        return self.iterations * self.batch_size
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a method must know of its data to build itself: shape and normalisation."""
+
+    image_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass
+class History:
+    steps: int = 0
+    losses: list[float] = field(default_factory=list)  # mean loss per logging window
+    wall_time_s: float = 0.0
+    images_per_s: float = 0.0
+    peak_memory_mb: float = 0.0
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Fields every method shares: the encoder family and the latent size."""
+
+    encoder: str = "cnn"
+    encoder_width: int = 32
+    latent_dim: int = 64
+    hflip: bool = False  # random horizontal flips while pretraining (natural images only)
+
+
+class Method:
+    """Base class: subclasses build ``self.encoder`` (+ their own heads) and define ``loss``."""
+
+    name: ClassVar[str]
+    time_conditioned: ClassVar[bool]
+    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, cfg: MethodConfig, spec: DataSpec):
+        self.cfg, self.spec = cfg, spec
+        self.device = torch.device("cpu")
+        self.modules = nn.ModuleDict(self.build())
+        self.ema = ModelEmaV3(self.modules["encoder"], decay=0.0)  # decay set per fit from the budget
+        c = spec.image_shape[0]
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, c, 1, 1)
+        self._std = torch.tensor(spec.std, dtype=torch.float32).view(1, c, 1, 1)
+
+    # -- to implement -------------------------------------------------------------------
+    def build(self) -> dict[str, nn.Module]:
+        """Return the trainable modules; one must be called ``encoder``."""
+        raise NotImplementedError
+
+    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Training loss on a normalised batch, and its named terms for logging."""
+        raise NotImplementedError
+
+    def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
+        """The representation of normalised ``x`` at ``t`` from ``encoder`` (EMA copy at encode time)."""
+        raise NotImplementedError
+
+    # -- shared machinery -----------------------------------------------------------------
+    def to(self, device: torch.device | str) -> Method:
+        self.device = torch.device(device)
+        self.modules.to(self.device)
+        self.ema.to(self.device)
+        self._mean, self._std = self._mean.to(self.device), self._std.to(self.device)
+        return self
+
+    def normalise(self, x: Tensor) -> Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            return (x.float() / 255.0 - self._mean) / self._std
+        return x
+
+    def fit(self, train: ImageData, budget: Budget, progress: bool = True) -> History:
+        self.ema.decay = budget.ema_decay
+        images = train.images.to(self.device)
+        params = [p for p in self.modules.parameters() if p.requires_grad]
+        optimiser = torch.optim.Adam(params, lr=budget.lr)
+        warmup = max(budget.warmup, 1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup))
+        history, window = History(), []
+        order = _BatchSampler(len(images), budget.batch_size, self.device)
+        self.modules.train()
+        start = time.perf_counter()
+        bar = tqdm(range(budget.iterations), desc=f"pretrain {self.name}", disable=not progress,
+                   unit="step", dynamic_ncols=True, mininterval=1.0)
+        for step in bar:
+            x0 = self.augment(self.normalise(images[order.next()]))
+            loss, terms = self.loss(x0)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{self.name}: non-finite loss at step {step}: {terms}")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, budget.grad_clip)
+            optimiser.step()
+            scheduler.step()
+            self.ema.update(self.modules["encoder"], step=step)
+            window.append(loss.item())
+            if len(window) == 50 or step == budget.iterations - 1:
+                history.losses.append(sum(window) / len(window))
+                bar.set_postfix(loss=f"{history.losses[-1]:.4g}")
+                window = []
+        history.steps = budget.iterations
+        history.wall_time_s = time.perf_counter() - start
+        history.images_per_s = budget.images_seen / max(history.wall_time_s, 1e-9)
+        if self.device.type == "cuda":
+            history.peak_memory_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self.modules.eval()
+        return history
+
+    def augment(self, x: Tensor) -> Tensor:
+        if self.cfg.hflip:
+            flip = torch.rand(x.shape[0], device=x.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, t: Tensor) -> Tensor:
+        """(B, C, H, W) images, (B,) times in [0, 1] -> (B, d) codes, from the EMA encoder in eval mode."""
+        encoder = self.ema.module
+        encoder.eval()
+        t = t.to(self.device, dtype=torch.float32)
+        return self.codes(encoder, self.normalise(x), t).float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": self.modules.state_dict(), "ema": self.ema.module.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.modules.load_state_dict(state["modules"])
+        self.ema.module.load_state_dict(state["ema"])
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.modules.parameters())
+
+
+class _BatchSampler:
+    """Epochs of a random permutation, cut into batches (the last partial batch is dropped)."""
+
+    def __init__(self, n: int, batch_size: int, device: torch.device):
+        if batch_size > n:
+            batch_size = n
+        self.n, self.batch_size, self.device = n, batch_size, device
+        self.per_epoch = max(n // batch_size, 1)
+        self._perm, self._i = None, math.inf
+
+    def next(self) -> Tensor:
+        if self._i >= self.per_epoch:
+            self._perm, self._i = torch.randperm(self.n, device=self.device), 0
+        batch = self._perm[self._i * self.batch_size:(self._i + 1) * self.batch_size]
+        self._i += 1
+        return batch
+
+
+# -- registry --------------------------------------------------------------------------------
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available by its ``name``."""
+    if cls.name in METHODS:
+        raise ValueError(f"method {cls.name!r} is registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def available_methods() -> list[str]:
+    _import_all()
+    return sorted(METHODS)
+
+
+def get_method_class(name: str) -> type[Method]:
+    _import_all()
+    if name not in METHODS:
+        raise KeyError(f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def create_method(name: str, cfg: MethodConfig, spec: DataSpec) -> Method:
+    return get_method_class(name)(cfg, spec)
+
+
+def config_from_settings(cls: type, settings: dict[str, Any]) -> Any:
+    """Build a config dataclass from the flat settings, taking only the fields it declares."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in settings.items() if k in names})
+
+
+def _import_all() -> None:
+    # Importing the family modules runs their @register_method decorators.
+    from methods import drl  # noqa: F401

@@ -1,0 +1,89 @@
+"""DRL and VDRL: representations learned by conditioning a score network on E(x0, t).
+
+The encoder sees the *clean* image and the diffusion time; its code z
+conditions the score network s(x_t, t, z), trained by denoising score matching:
+
+    lambda(t) * || s(x_t, t, z) - grad log p_0t(x_t | x0) ||^2  +  regulariser(z)
+
+DRL's encoder is deterministic with an L1 penalty on z; VDRL's is
+probabilistic (mean and log-variance), reparameterised in training, with a KL
+to N(0, I), and encodes with its mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from methods.base import Method, MethodConfig, register_method
+from methods.nets.encoders import create_encoder
+from methods.nets.score_unet import ScoreUNet
+from methods.sde import create_sde
+
+
+@dataclass(frozen=True)
+class DRLConfig(MethodConfig):
+    sde: str = "ve"
+    t_sampling: str = "uniform"        # or "sigma-uniform" (more weight on high noise)
+    reg_weight: float = 1e-5           # L1 on z (DRL) or KL weight (VDRL)
+    score_width: int = 32
+    score_mults: tuple[int, ...] = (1, 2, 2)
+    score_blocks: int = 1
+    score_dropout: float = 0.1
+    score_attn: tuple[int, ...] = ()   # resolutions with self-attention (the paper: 16)
+
+
+@register_method
+class DRL(Method):
+    name = "drl"
+    time_conditioned = True
+    probabilistic = False
+    config_cls = DRLConfig
+
+    def build(self) -> dict[str, nn.Module]:
+        cfg: DRLConfig = self.cfg
+        self.sde = create_sde(cfg.sde)
+        c, h, _ = self.spec.image_shape
+        out_dim = 2 * cfg.latent_dim if self.probabilistic else cfg.latent_dim
+        encoder = create_encoder(cfg.encoder, c, out_dim, cfg.encoder_width)
+        score = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
+                          cfg.score_dropout, cfg.score_attn, image_size=h)
+        return {"encoder": encoder, "score": score}
+
+    def _encode_train(self, x0: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        """Code used to condition the score net, and the regulariser on it (per sample)."""
+        z = self.modules["encoder"](x0, level)
+        return z, z.abs().sum(dim=1)
+
+    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
+        cfg: DRLConfig = self.cfg
+        t = self.sde.sample_t(x0.shape[0], cfg.t_sampling, device=x0.device)
+        level, std = self.sde.noise_level(t), self.sde.std(t)
+        z, reg = self._encode_train(x0, level)
+        noise = torch.randn_like(x0)
+        x_t = self.sde.marginal(x0, t, noise)
+        score = self.modules["score"](x_t, level, z, std)
+        # lambda(t) ||s - (-noise/std)||^2 with lambda = std^2 is ||std * s + noise||^2.
+        dsm = ((std.view(-1, 1, 1, 1) * score + noise) ** 2).flatten(1).sum(dim=1).mean()
+        reg = reg.mean()
+        loss = dsm + cfg.reg_weight * reg
+        return loss, {"loss": loss.item(), "dsm": dsm.item(), "reg": reg.item()}
+
+    def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
+        out = encoder(x, self.sde.noise_level(t))
+        return out[:, : self.cfg.latent_dim] if self.probabilistic else out
+
+
+@register_method
+class VDRL(DRL):
+    name = "vdrl"
+    probabilistic = True
+
+    def _encode_train(self, x0: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_var = self.modules["encoder"](x0, level).chunk(2, dim=1)
+        log_var = log_var.clamp(-30.0, 20.0)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        kl = 0.5 * (mean**2 + log_var.exp() - 1.0 - log_var).sum(dim=1)
+        return z, kl

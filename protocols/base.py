@@ -1,0 +1,99 @@
+"""The Evaluation interface, the records it returns, and the protocol registry.
+
+A protocol evaluates a *frozen* encoder: it reads codes through the shared
+feature cache (``Encoded.features``), chooses its own hyper-parameters on the
+validation split, scores the test split once, and returns one ``Record`` per
+measured number. It never trains the encoder it evaluates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import torch
+
+if TYPE_CHECKING:
+    from benchmarks.data import DataSplits
+    from methods.base import Method
+
+# Every protocol that evaluates codes at several t uses this grid unless told otherwise.
+DEFAULT_T_VALUES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured number and the setting it was measured in.
+
+    ``t``, ``labels``, ``head`` and ``points`` are the setting columns every
+    leaderboard understands (None where they do not apply); anything else a
+    protocol wants to keep (the chosen learning rate, the epoch...) goes to
+    ``extra`` and is stored as JSON beside the row.
+    """
+
+    metric: str
+    value: float
+    t: float | None = None
+    labels: int | None = None
+    head: str | None = None
+    points: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Encoded:
+    """What a protocol is given: a fitted method, the data, and cached codes.
+
+    ``features(split, ts)`` returns a float tensor of shape ``(len(ts), N, d)``
+    for ``split`` in {"train", "val", "test"}, computed once per checkpoint and
+    t and then read from the feature cache.
+    """
+
+    method: Method
+    data: DataSplits
+    features: Callable[[str, Sequence[float]], torch.Tensor]
+    seed: int
+    device: torch.device
+
+
+class Evaluation(Protocol):
+    name: ClassVar[str]
+    config_cls: ClassVar[type]
+    metrics: ClassVar[tuple[str, ...]]       # every metric its records may carry
+    test_metrics: ClassVar[tuple[str, ...]]  # those scored on test labels; all others are chosen on validation
+
+    def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
+
+
+PROTOCOLS: dict[str, type] = {}
+
+
+def register_protocol(cls: type) -> type:
+    """Class decorator: make a protocol available by its ``name``."""
+    if cls.name in PROTOCOLS:
+        raise ValueError(f"protocol {cls.name!r} is registered twice")
+    PROTOCOLS[cls.name] = cls
+    return cls
+
+
+def available_protocols() -> list[str]:
+    _import_all()
+    return sorted(PROTOCOLS)
+
+
+def create_protocol(name: str) -> Evaluation:
+    _import_all()
+    if name not in PROTOCOLS:
+        raise KeyError(f"unknown protocol {name!r}; valid: {', '.join(sorted(PROTOCOLS))}")
+    return PROTOCOLS[name]()
+
+
+def config_fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _import_all() -> None:
+    # Importing the modules runs their @register_protocol decorators.
+    from protocols import probe  # noqa: F401

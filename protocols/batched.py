@@ -1,0 +1,155 @@
+"""Many small classification heads trained as one batched model on cached features.
+
+A probe needs one head per (learning rate, t): instead of a Python loop over
+them, the heads are stacked along leading dimensions and evaluated by one
+einsum, with the same mini-batches for all. Each learning rate is its own
+parameter tensor (one optimiser group each, so torch's Adam does the update);
+each tensor holds the heads of every t. Selection is on validation only: every
+head keeps a snapshot of its weights at its best validation epoch, and the test
+split is scored once, with the chosen head of each t.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class BatchedHeads(nn.Module):
+    """``T`` heads (linear, or Linear-ReLU-Dropout-Linear when ``hidden``) for one learning rate."""
+
+    def __init__(self, n_heads: int, in_dim: int, n_classes: int, hidden: int | None,
+                 dropout: float, generator: torch.Generator):
+        super().__init__()
+        dims = [in_dim, hidden, n_classes] if hidden else [in_dim, n_classes]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialisation
+            self.weights.append(nn.Parameter(_uniform((n_heads, fan_in, fan_out), bound, generator)))
+            self.biases.append(nn.Parameter(_uniform((n_heads, 1, fan_out), bound, generator)))
+        self.dropout = dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(T, B, d) features -> (T, B, C) logits, head i reading x[i]."""
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if i < len(self.weights) - 1:
+                x = F.dropout(F.relu(x), self.dropout, self.training)
+        return x
+
+
+@dataclass
+class HeadSelection:
+    """What validation chose for each of the T feature sets."""
+
+    lr: list[float]            # chosen learning rate per t
+    epoch: list[int]           # chosen epoch (1-based) per t
+    val_accuracy: list[float]  # validation accuracy of the chosen head per t
+    test_accuracy: list[float]  # test accuracy of the chosen head per t (scored once)
+
+
+def standardise(train: Tensor, *others: Tensor) -> list[Tensor]:
+    """z-score every feature set with the statistics of its training codes."""
+    mean = train.mean(dim=1, keepdim=True)
+    std = train.std(dim=1, keepdim=True).clamp(min=1e-6)
+    return [(x - mean) / std for x in (train, *others)]
+
+
+def fit_select_score(
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    n_classes: int,
+    lrs: Sequence[float],
+    epochs: int,
+    batch_size: int,
+    hidden: int | None,
+    dropout: float,
+    weight_decay: float,
+    seed: int,
+) -> HeadSelection:
+    """Train heads for every (lr, t) on ``train``, pick lr and epoch per t on ``val``, score ``test`` once.
+
+    Features are (T, N, d) tensors, labels (N,) tensors, all on one device.
+    """
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the seed, caller's RNG untouched
+        torch.manual_seed(seed)
+        return _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden,
+                                 dropout, weight_decay, seed)
+
+
+def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
+                      weight_decay, seed) -> HeadSelection:
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
+    n_t, n_train, in_dim = x_tr.shape
+    device = x_tr.device
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    heads = nn.ModuleList(
+        BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, gen) for _ in lrs
+    ).to(device)
+    optimiser = torch.optim.Adam(
+        [{"params": h.parameters(), "lr": lr} for h, lr in zip(heads, lrs)], weight_decay=weight_decay
+    )
+    best_acc = torch.full((len(lrs), n_t), -1.0, device=device)
+    best_epoch = torch.zeros((len(lrs), n_t), dtype=torch.long, device=device)
+    snapshot = [[p.detach().clone() for p in h.parameters()] for h in heads]
+
+    for epoch in range(1, epochs + 1):
+        heads.train()
+        order = torch.randperm(n_train, generator=gen).to(device)
+        for start in range(0, n_train, batch_size):
+            idx = order[start:start + batch_size]
+            x, y = x_tr[:, idx], y_tr[idx]
+            # Sum over heads of each head's mean loss: every head's gradient is its own.
+            loss = sum(_head_losses(h(x), y).sum() for h in heads)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        heads.eval()
+        with torch.no_grad():
+            for i, h in enumerate(heads):
+                acc = _accuracy(h, x_va, y_va, batch_size * 8)
+                improved = acc > best_acc[i]
+                best_acc[i] = torch.where(improved, acc, best_acc[i])
+                best_epoch[i] = torch.where(improved, epoch, best_epoch[i])
+                for keep, p in zip(snapshot[i], h.parameters()):
+                    keep[improved] = p.detach()[improved]
+
+    # Per t, the learning rate whose best validation accuracy is highest (ties: the first listed).
+    chosen = best_acc.argmax(dim=0)  # (T,)
+    with torch.no_grad():
+        final = BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, gen).to(device).eval()
+        for p_final, *per_lr in zip(final.parameters(), *snapshot):
+            stacked = torch.stack(per_lr)  # (L, T, ...)
+            p_final.copy_(stacked[chosen, torch.arange(n_t, device=device)])
+        test_acc = _accuracy(final, x_te, y_te, batch_size * 8)
+    cols = torch.arange(n_t, device=device)
+    return HeadSelection(
+        lr=[float(lrs[i]) for i in chosen.tolist()],
+        epoch=best_epoch[chosen, cols].tolist(),
+        val_accuracy=best_acc[chosen, cols].tolist(),
+        test_accuracy=test_acc.tolist(),
+    )
+
+
+def _head_losses(logits: Tensor, y: Tensor) -> Tensor:
+    n_t, b, c = logits.shape
+    return F.cross_entropy(logits.reshape(n_t * b, c), y.repeat(n_t), reduction="none").view(n_t, b).mean(1)
+
+
+def _accuracy(heads: BatchedHeads, x: Tensor, y: Tensor, chunk: int) -> Tensor:
+    correct = torch.zeros(x.shape[0], device=x.device)
+    for start in range(0, x.shape[1], chunk):
+        pred = heads(x[:, start:start + chunk]).argmax(dim=-1)
+        correct += (pred == y[start:start + chunk]).float().sum(dim=1)
+    return correct / x.shape[1]
+
+
+def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> Tensor:
+    return (torch.rand(shape, generator=generator) * 2 - 1) * bound

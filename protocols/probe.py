@@ -1,0 +1,73 @@
+"""Frozen-encoder probe per t (DRL paper, Figure 4; follow-up, per-t probes).
+
+For every t in the grid, a head on the frozen codes E(x, t): ``linear``, or the
+papers' ``mlp`` (Linear(d, hidden) -> ReLU -> Dropout -> Linear). All t and
+learning rates train together as one batched model; learning rate and epoch
+are chosen on the validation split, the test split is scored once with that
+choice, and the best t is chosen on validation too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocols.base import DEFAULT_T_VALUES, Encoded, Record, register_protocol
+from protocols.batched import fit_select_score, standardise
+
+HEADS = ("linear", "mlp")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    t_values: tuple[float, ...] = DEFAULT_T_VALUES
+    heads: tuple[str, ...] = HEADS
+    probe_lrs: tuple[float, ...] = (1e-3, 3e-3)
+    probe_epochs: int = 30
+    probe_batch_size: int = 256
+    probe_hidden: int = 512
+    probe_dropout: float = 0.25
+    probe_weight_decay: float = 1e-5
+
+    def __post_init__(self):
+        bad_heads = [h for h in self.heads if h not in HEADS]
+        if bad_heads or not self.heads:
+            raise ValueError(f"unknown probe head {bad_heads or self.heads!r}; valid: {', '.join(HEADS)}")
+        bad_t = [t for t in self.t_values if not 0.0 <= t <= 1.0]
+        if bad_t or not self.t_values:
+            raise ValueError(f"t_values must lie in [0, 1]; got {bad_t or self.t_values!r}")
+        if not self.probe_lrs or any(lr <= 0 for lr in self.probe_lrs):
+            raise ValueError(f"probe_lrs must be positive; got {self.probe_lrs!r}")
+        if self.probe_epochs < 1:
+            raise ValueError(f"probe_epochs must be >= 1; got {self.probe_epochs}")
+
+
+@register_protocol
+class Probe:
+    name = "probe"
+    config_cls = ProbeConfig
+    metrics = ("accuracy", "best_t", "best_t_accuracy")
+    test_metrics = ("accuracy", "best_t_accuracy")
+
+    def run(self, encoded: Encoded, cfg: ProbeConfig) -> list[Record]:
+        ts = list(cfg.t_values)
+        data, device = encoded.data, encoded.device
+        feats = [encoded.features(split, ts).to(device) for split in ("train", "val", "test")]
+        feats = standardise(*feats)
+        labels = [data.split(s).labels.to(device) for s in ("train", "val", "test")]
+        records: list[Record] = []
+        for head in cfg.heads:
+            sel = fit_select_score(
+                *zip(feats, labels), n_classes=data.num_classes, lrs=cfg.probe_lrs,
+                epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size,
+                hidden=cfg.probe_hidden if head == "mlp" else None, dropout=cfg.probe_dropout,
+                weight_decay=cfg.probe_weight_decay, seed=encoded.seed,
+            )
+            for i, t in enumerate(ts):
+                records.append(Record("accuracy", sel.test_accuracy[i], t=t, head=head, extra={
+                    "lr": sel.lr[i], "epoch": sel.epoch[i], "val_accuracy": sel.val_accuracy[i]}))
+            best = max(range(len(ts)), key=lambda i: (sel.val_accuracy[i], -i))
+            records.append(Record("best_t", ts[best], head=head,
+                                  extra={"val_accuracy": sel.val_accuracy[best]}))
+            records.append(Record("best_t_accuracy", sel.test_accuracy[best], head=head,
+                                  extra={"t": ts[best], "val_accuracy": sel.val_accuracy[best]}))
+        return records

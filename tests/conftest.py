@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny, learnable image dataset and the smoke settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks.data import DataSplits, ImageData
+from benchmarks.presets import preset_settings
+from methods.base import Budget, DataSpec, config_from_settings, create_method, get_method_class
+
+
+def make_images(n: int, n_classes: int = 3, size: int = 8, channels: int = 1, seed: int = 0) -> ImageData:
+    """Class k lights up the k-th horizontal band of the image, plus noise: learnable in seconds."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % n_classes
+    images = torch.randint(0, 60, (n, channels, size, size), generator=g).float()
+    band = size // n_classes
+    for k in range(n_classes):
+        images[labels == k, :, k * band:(k + 1) * band, :] += 180
+    return ImageData(images.clamp(0, 255).to(torch.uint8), labels.long())
+
+
+def make_splits(n_train: int = 96, n_val: int = 48, n_test: int = 48, size: int = 8,
+                channels: int = 1) -> DataSplits:
+    train = make_images(n_train, size=size, channels=channels, seed=1)
+    scaled = train.images.float() / 255
+    mean = tuple(scaled.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(scaled.std(dim=(0, 2, 3)).tolist())
+    return DataSplits(name="toy", train=train, val=make_images(n_val, size=size, channels=channels, seed=2),
+                      test=make_images(n_test, size=size, channels=channels, seed=3), num_classes=3,
+                      classes=("a", "b", "c"), mean=mean, std=std)
+
+
+@pytest.fixture(scope="session")
+def toy_data() -> DataSplits:
+    return make_splits()
+
+
+def smoke_method(name: str, data: DataSplits, **overrides):
+    settings = {**preset_settings("smoke", data.image_shape), **overrides}
+    cfg = config_from_settings(get_method_class(name).config_cls, settings)
+    torch.manual_seed(0)
+    method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std))
+    return method, config_from_settings(Budget, settings)

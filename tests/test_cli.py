@@ -1,0 +1,116 @@
+"""The command line end to end on the smoke preset, its caches, and its one-line errors."""
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import main
+from methods.base import Method
+
+
+def _run_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["run", "--method", "drl", "--protocol", "probe", "--preset", "smoke", "--no-progress",
+            "--results", str(tmp_path / "results"), "--leaderboards", str(tmp_path / "boards"), *extra]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    assert main(_run_args(tmp, "--seeds", "0,1")) == 0
+    return tmp
+
+
+def test_run_stores_numbers_and_generates_leaderboards(smoke_run, capsys):
+    assert (smoke_run / "results" / "results.sqlite").exists()
+    page = (smoke_run / "boards" / "digits" / "probe.md").read_text()
+    assert "python -m benchmarks run --method drl --protocol probe --preset smoke" in page
+    assert (smoke_run / "boards" / "digits" / "probe_accuracy_vs_t.png").exists()
+    assert main(["results", "--results", str(smoke_run / "results"), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {"dataset", "method", "protocol", "seed", "metric", "value", "t", "labels", "head", "points"} <= set(rows[0])
+    acc = [r for r in rows if r["metric"] == "accuracy"]
+    assert {r["seed"] for r in acc} == {"0", "1"}
+    assert {r["t"] for r in acc} == {"0.0", "0.5", "1.0"}
+    assert all(0 <= float(r["value"]) <= 1 for r in acc)
+    assert all(r["labels"] == "" and r["points"] == "" for r in acc)
+    assert all(r["commit"] is not None and r["images_per_s"] for r in acc)
+
+
+def test_second_run_reuses_checkpoint_and_features(smoke_run, monkeypatch, capsys):
+    def no_training(*_a, **_k):
+        raise AssertionError("a second run must not pretrain again")
+
+    def no_encoding(*_a, **_k):
+        raise AssertionError("a second run must read codes from the feature cache")
+
+    monkeypatch.setattr(Method, "fit", no_training)
+    monkeypatch.setattr(Method, "encode", no_encoding)
+    assert main(_run_args(smoke_run, "--seeds", "1")) == 0
+    assert "reusing pretrained checkpoint" in capsys.readouterr().err
+
+
+def test_override_changes_the_checkpoint_and_is_labelled(smoke_run, capsys):
+    assert main(_run_args(smoke_run, "--set", "latent_dim=2", "--set", "t_values=0,1")) == 0
+    err = capsys.readouterr().err
+    assert "pretraining" in err
+    page = (smoke_run / "boards" / "digits" / "probe.md").read_text()
+    assert "drl [latent_dim=2; t_values=0.0,1.0]" in page
+
+
+def test_leaderboard_command_is_deterministic(smoke_run, tmp_path):
+    results = str(smoke_run / "results")
+    assert main(["leaderboard", "--results", results, "--leaderboards", str(tmp_path / "a")]) == 0
+    assert main(["leaderboard", "--results", results, "--leaderboards", str(tmp_path / "b")]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "methods: " in out and "drl" in out and "vdrl" in out
+    assert "protocols: probe" in out and "presets: smoke, quick, paper" in out and "digits" in out
+
+
+BAD_INPUT = [
+    (["--method", "drll"], "unknown method 'drll'; valid: "),
+    (["--protocol", "prob"], "unknown protocol 'prob'; valid: probe"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: "),
+    (["--preset", "fast"], "unknown preset 'fast'; valid: smoke, quick, paper"),
+    (["--seeds", "0,a"], "not a comma-separated list of integers"),
+    (["--set", "latent_dim"], "malformed --set 'latent_dim'; expected key=value"),
+    (["--set", "latentdim=2"], "unknown setting 'latentdim'"),
+    (["--set", "latent_dim=two"], "--set latent_dim='two': expected int"),
+    (["--set", "t_values=0,1.5"], "t_values must lie in [0, 1]"),
+    (["--set", "heads=svm"], "unknown probe head"),
+    (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--dataset", "mnist", "--data-root", "/nonexistent"], "/nonexistent"),
+]
+
+
+@pytest.mark.parametrize("extra,message", BAD_INPUT, ids=[m for _, m in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    args = ["run", "--method", "drl", "--protocol", "probe", "--preset", "smoke", "--no-progress",
+            "--results", str(tmp_path / "r"), "--leaderboards", str(tmp_path / "b")]
+    for flag_value in zip(extra[::2], extra[1::2]):  # the later flag wins in argparse
+        args += list(flag_value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "r" / "checkpoints").exists(), "nothing may be computed for bad input"
+
+
+def test_real_process_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "run", "--method", "nope", "--protocol", "probe",
+                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert "unknown method 'nope'" in proc.stderr

@@ -1,0 +1,205 @@
+"""Leaderboard generation: determinism, aggregation, plots, stale pages, names."""
+
+from __future__ import annotations
+
+import filecmp
+import math
+import statistics
+
+import pandas as pd
+import pytest
+
+from benchmarks.leaderboard import format_summary, generate, safe_name
+from benchmarks.store import ResultsStore, RunInfo
+from protocols.base import Record
+
+ACC = {  # (method, seed) -> accuracy at t = 0.0, 0.1
+    ("drl", 0): (0.90, 0.80),
+    ("drl", 1): (0.92, 0.82),
+    ("drl", 2): (0.97, 0.78),
+    ("ae", 0): (0.85, 0.70),
+}
+
+
+def _frame(tmp_path, dataset: str = "digits") -> pd.DataFrame:
+    store = ResultsStore(tmp_path / "store")
+    for (method, seed), (a0, a1) in ACC.items():
+        run = RunInfo(
+            dataset=dataset,
+            method=method,
+            protocol="probe",
+            preset="tiny",
+            seed=seed,
+            commit="abc123",
+            config_hash=f"h-{method}",
+            pretrain_wall_time_s=10.0 + seed,
+            images_per_s=100.0,
+            command=f"python -m benchmarks run {method} --seed {seed}",
+        )
+        recs = [
+            Record("accuracy", a0, t=0.0, head="linear"),
+            Record("accuracy", a1, t=0.1, head="linear"),
+            Record("accuracy", a0 - 0.1, t=0.0, head="mlp"),
+            Record("loss", 1.5 + seed, head="linear"),
+        ]
+        store.write(run, recs)
+    lat = RunInfo(
+        dataset=dataset,
+        method="drl",
+        protocol="svm",
+        preset="tiny",
+        seed=0,
+        variant="latent_dim=2",
+        command="python -m benchmarks run drl -o latent_dim=2",
+    )
+    store.write(lat, [Record("accuracy", 0.5, labels=100), Record("accuracy", 0.6, labels=1000)])
+    return store.frame()
+
+
+def _files(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def test_deterministic_bytes(tmp_path):
+    frame = _frame(tmp_path)
+    a = generate(frame, tmp_path / "a")
+    # A shuffled frame must give the same output too.
+    b = generate(frame.sample(frac=1.0, random_state=0), tmp_path / "b")
+    assert [p.relative_to(tmp_path / "a") for p in a] == [p.relative_to(tmp_path / "b") for p in b]
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    for rel in _files(tmp_path / "a"):
+        assert filecmp.cmp(tmp_path / "a" / rel, tmp_path / "b" / rel, shallow=False), rel
+    assert {str(p) for p in _files(tmp_path / "a")} == {
+        "README.md",
+        "digits/probe.md",
+        "digits/probe.csv",
+        "digits/probe_accuracy_vs_t.png",
+        "digits/svm.md",
+        "digits/svm.csv",
+    }
+
+
+def test_mean_std_n_in_table(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    drl_t0 = [0.90, 0.92, 0.97]
+    mean, std = 100 * statistics.mean(drl_t0), 100 * statistics.stdev(drl_t0)
+    assert f"**{mean:.2f}** ± {std:.2f} (3)" in page  # best at t=0.0 -> bold
+    assert "| ae | tiny | linear | 85.00 ± – (1) | 70.00 ± – (1) |" in page
+    # The non-accuracy metric: raw numbers, no bold, after accuracy.
+    assert page.index("## accuracy") < page.index("## loss")
+    assert f"{2.5:.4f} ± {1.0:.4f} (3)" in page
+    assert "![accuracy against t](probe_accuracy_vs_t.png)" in page
+
+    csv = pd.read_csv(tmp_path / "lb" / "digits" / "probe.csv")
+    assert list(csv.columns) == [
+        "method",
+        "variant",
+        "preset",
+        "metric",
+        "head",
+        "labels",
+        "points",
+        "t",
+        "mean",
+        "std",
+        "n",
+    ]
+    row = csv[
+        (csv.method == "drl")
+        & (csv.metric == "accuracy")
+        & (csv["head"] == "linear")
+        & (csv.t == 0.0)
+    ].iloc[0]
+    assert row["n"] == 3
+    assert row["mean"] == pytest.approx(statistics.mean(drl_t0), abs=1e-6)
+    assert row["std"] == pytest.approx(statistics.stdev(drl_t0), abs=1e-6)
+    ae = csv[(csv.method == "ae") & (csv.t == 0.1)].iloc[0]
+    assert math.isnan(ae["std"]) and ae["n"] == 1
+
+
+def test_variant_and_settings_columns(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "svm.md").read_text()
+    assert "| method | preset | labels | value |" in page
+    # One row per labels setting: nothing competes, so nothing is bold.
+    assert "| drl [latent_dim=2] | tiny | 100 | 50.00 ± – (1) |" in page
+    assert "| drl [latent_dim=2] | tiny | 1000 | 60.00 ± – (1) |" in page
+
+
+def test_compute_table(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    # drl: 3 runs, pretrain wall times 10, 11, 12 -> 11.0
+    assert "| drl | tiny | 3 | 11.0 | 100.0 |" in page
+    assert "`abc123`" in page and "`h-drl`" in page
+
+
+def test_png_written(tmp_path):
+    paths = generate(_frame(tmp_path), tmp_path / "lb")
+    png = tmp_path / "lb" / "digits" / "probe_accuracy_vs_t.png"
+    assert png in paths
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"Software" not in png.read_bytes()
+
+
+def test_stale_pages_removed(tmp_path):
+    frame = _frame(tmp_path)
+    out = tmp_path / "lb"
+    generate(frame, out)
+    (out / "old-dataset").mkdir()
+    (out / "old-dataset" / "probe.md").write_text("stale")
+    (out / "digits" / "gone.csv").write_text("stale")
+    (out / "digits" / "notes.txt").write_text("not ours")
+    generate(frame[frame.protocol == "probe"], out)
+    assert not (out / "old-dataset").exists()
+    assert not (out / "digits" / "gone.csv").exists()
+    assert not (out / "digits" / "svm.md").exists()
+    assert (out / "digits" / "probe.md").exists()
+    assert (out / "digits" / "notes.txt").exists()  # only generated kinds are removed
+    assert "svm" not in (out / "README.md").read_text()
+
+
+def test_folder_dataset_name_sanitised(tmp_path):
+    assert safe_name("folder:/x/y") == "folder-x-y"
+    assert safe_name("../..") == "unnamed"
+    generate(_frame(tmp_path, dataset="folder:/data/mini"), tmp_path / "lb")
+    assert (tmp_path / "lb" / "folder-data-mini" / "probe.md").exists()
+    page = (tmp_path / "lb" / "folder-data-mini" / "probe.md").read_text()
+    assert page.startswith("# folder:/data/mini — probe")
+    index = (tmp_path / "lb" / "README.md").read_text()
+    assert "(folder-data-mini/probe.md)" in index
+
+
+def test_page_lists_commands(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    assert "## Produced by" in page
+    block = page.split("## Produced by")[1].split("## accuracy")[0]
+    assert block.count("python -m benchmarks run") == 4
+    assert "\npython -m benchmarks run drl --seed 2\n" in block
+    assert "-o latent_dim=2" not in page  # that command produced the svm page only
+
+
+def test_index(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    index = (tmp_path / "lb" / "README.md").read_text()
+    assert "python -m benchmarks leaderboard" in index
+    assert "| digits | [probe](digits/probe.md) | 2 | 3 | [csv](digits/probe.csv) |" in index
+
+
+def test_empty_frame(tmp_path):
+    out = tmp_path / "lb"
+    generate(_frame(tmp_path), out)
+    generate(ResultsStore(tmp_path / "empty").frame(), out)
+    assert _files(out) == [out.joinpath("README.md").relative_to(out)]
+
+
+def test_format_summary(tmp_path):
+    text = format_summary(_frame(tmp_path), "digits", "probe")
+    lines = text.splitlines()
+    assert lines[0] == "digits / probe: accuracy (%), mean over seeds"
+    drl = next(line for line in lines if line.startswith("drl") and "linear" in line)
+    assert drl.split()[-2:] == [f"{100 * statistics.mean([0.90, 0.92, 0.97]):.2f}", "80.00"]
+    assert "loss" in text
+    assert format_summary(_frame(tmp_path), "digits", "nope").startswith("no results")

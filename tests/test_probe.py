@@ -1,0 +1,75 @@
+"""The batched probe: one model for every (lr, t), selection on validation, test scored once."""
+
+import torch
+
+from protocols.batched import BatchedHeads, fit_select_score, standardise
+
+
+def _blobs(n, n_t=3, d=5, seed=0, separation=(0.0, 1.0, 4.0)):
+    """Feature set i has class separation ``separation[i]``: accuracy must grow with it."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n_t, n, d, generator=g)
+    for i, s in enumerate(separation[:n_t]):
+        x[i, :, 0] += s * (2 * y.float() - 1)
+    return x, y
+
+
+def _fit(**kw):
+    args = dict(n_classes=2, lrs=(1e-3, 1e-2), epochs=15, batch_size=64, hidden=None, dropout=0.0,
+                weight_decay=0.0, seed=0)
+    args.update(kw)
+    return fit_select_score(_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3), **args)
+
+
+def test_batched_heads_are_independent():
+    g = torch.Generator().manual_seed(0)
+    heads = BatchedHeads(3, 4, 2, hidden=8, dropout=0.0, generator=g)
+    x = torch.randn(3, 5, 4)
+    base = heads(x)
+    x2 = x.clone()
+    x2[1] += 10.0  # perturb only the features of head 1
+    out = heads(x2)
+    torch.testing.assert_close(out[0], base[0])
+    torch.testing.assert_close(out[2], base[2])
+    assert not torch.allclose(out[1], base[1])
+
+
+def test_accuracy_follows_the_signal_in_each_feature_set():
+    for hidden in (None, 16):
+        sel = _fit(hidden=hidden)
+        chance, weak, strong = sel.test_accuracy
+        assert chance < 0.65 and strong > 0.95 and weak > chance
+        assert all(lr in (1e-3, 1e-2) for lr in sel.lr)
+        assert all(1 <= e <= 15 for e in sel.epoch)
+
+
+def test_batched_training_matches_training_each_head_alone():
+    # The same heads trained one t at a time reach the same chosen accuracies.
+    splits = [_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3)]
+    together = _fit(lrs=(1e-2,))
+    for i in range(3):
+        only_t = [(x[i:i + 1], y) for x, y in splits]
+        alone = fit_select_score(*only_t, n_classes=2, lrs=(1e-2,), epochs=15, batch_size=64,
+                                 hidden=None, dropout=0.0, weight_decay=0.0, seed=0)
+        if i == 0:  # no signal: both at chance, within its noise
+            assert max(alone.test_accuracy[0], together.test_accuracy[0]) < 0.6
+        else:
+            assert abs(alone.test_accuracy[0] - together.test_accuracy[i]) <= 0.03
+
+
+def test_selection_ignores_test_labels():
+    x_te, y_te = _blobs(200, seed=3)
+    args = dict(n_classes=2, lrs=(1e-3, 3e-3, 1e-2), epochs=8, batch_size=64, hidden=16, dropout=0.1,
+                weight_decay=1e-5, seed=0)
+    a = fit_select_score(_blobs(400, seed=1), _blobs(200, seed=2), (x_te, y_te), **args)
+    b = fit_select_score(_blobs(400, seed=1), _blobs(200, seed=2), (x_te, y_te.flip(0)), **args)
+    assert (a.lr, a.epoch, a.val_accuracy) == (b.lr, b.epoch, b.val_accuracy)
+
+
+def test_standardise_uses_train_statistics():
+    train, other = torch.randn(2, 100, 3) * 5 + 2, torch.randn(2, 10, 3)
+    s_train, s_other = standardise(train, other)
+    torch.testing.assert_close(s_train.mean(dim=1), torch.zeros(2, 3), atol=1e-5, rtol=0)
+    mean, std = train.mean(dim=1, keepdim=True), train.std(dim=1, keepdim=True)
+    torch.testing.assert_close(s_other, (other - mean) / std)

@@ -1,0 +1,162 @@
+"""The results store: round trip, replacement by run key, exports, concurrency, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing as mp
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from benchmarks.store import COLUMNS, ResultsStore, RunInfo, StoreError
+from protocols.base import Record
+
+
+def _run(**kw) -> RunInfo:
+    base = dict(
+        dataset="digits",
+        method="drl",
+        protocol="probe",
+        preset="tiny",
+        seed=0,
+        commit="abc123",
+        config_hash="cfg1",
+        config={"lr": 0.001},
+        versions={"torch": "2.0"},
+        command="python -m benchmarks run drl",
+    )
+    base.update(kw)
+    return RunInfo(**base)
+
+
+def _records() -> list[Record]:
+    return [
+        Record("accuracy", 0.9731234567890123, t=0.0, head="linear"),
+        Record("accuracy", 0.5, t=0.1, head="linear", extra={"lr": 0.01, "epoch": 3}),
+        Record("svm_accuracy", 0.8, labels=100),
+        Record("silhouette", -0.25),
+    ]
+
+
+def test_round_trip(tmp_path):
+    store = ResultsStore(tmp_path / "res")
+    assert store.path == tmp_path / "res" / "results.sqlite"
+    assert store.write(_run(), _records()) == 4
+    df = store.frame()
+    assert list(df.columns) == COLUMNS
+    assert len(df) == 4
+    acc = df[(df.metric == "accuracy") & (df.t == 0.0)].iloc[0]
+    assert acc["value"] == 0.9731234567890123  # full precision
+    assert (acc["head"], acc["seed"], acc["commit"]) == ("linear", 0, "abc123")
+    assert json.loads(acc["config"]) == {"lr": 0.001}
+    assert acc["created_at"].endswith("+00:00")
+    extra = df[df.t == 0.1].iloc[0]
+    assert json.loads(extra["setting"]) == {"epoch": 3, "lr": 0.01}
+    sil = df[df.metric == "silhouette"].iloc[0]
+    assert sil["head"] is None and pd.isna(sil["labels"]) and pd.isna(sil["t"])
+    assert df[df.metric == "svm_accuracy"].iloc[0]["labels"] == 100
+
+
+def test_schema_version_recorded(tmp_path):
+    store = ResultsStore(tmp_path)
+    assert store.schema_version >= 1
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_rewrite_same_key_replaces(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write(_run(), _records())
+    store.write(_run(), _records()[:2])
+    store.write(_run(seed=1), _records())
+    store.write(_run(variant="latent_dim=2"), _records())
+    df = store.frame()
+    assert len(df) == 2 + 4 + 4
+    base = df[(df.seed == 0) & (df.variant == "")]
+    assert sorted(base.metric) == ["accuracy", "accuracy"]
+
+
+def test_frame_sorted_deterministically(tmp_path):
+    a, b = ResultsStore(tmp_path / "a"), ResultsStore(tmp_path / "b")
+    runs = [_run(seed=s, method=m) for s in (2, 0, 1) for m in ("vae", "ae", "drl")]
+    for r in runs:
+        a.write(r, _records())
+    for r in reversed(runs):
+        b.write(r, list(reversed(_records())))
+    fa, fb = a.frame().drop(columns="created_at"), b.frame().drop(columns="created_at")
+    assert fa.equals(fb)
+    assert list(fa.method.unique()) == ["ae", "drl", "vae"]
+
+
+def test_export_csv(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write(_run(), _records())
+    rows = list(csv.DictReader(io.StringIO(store.export("csv"))))
+    assert len(rows) == 4
+    for col in (
+        "dataset",
+        "method",
+        "protocol",
+        "seed",
+        "metric",
+        "value",
+        "t",
+        "labels",
+        "head",
+        "points",
+    ):
+        assert col in rows[0]
+    sil = next(r for r in rows if r["metric"] == "silhouette")
+    assert sil["t"] == "" and sil["labels"] == "" and sil["head"] == "" and sil["points"] == ""
+    svm = next(r for r in rows if r["metric"] == "svm_accuracy")
+    assert svm["labels"] == "100"
+    acc = next(r for r in rows if r["t"] == "0.0")
+    assert float(acc["value"]) == 0.9731234567890123
+
+
+def test_export_json_and_md(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write(_run(), _records())
+    rows = json.loads(store.export("json"))
+    assert len(rows) == 4 and list(rows[0]) == COLUMNS
+    sil = next(r for r in rows if r["metric"] == "silhouette")
+    assert sil["t"] is None and sil["labels"] is None and sil["head"] is None
+    assert rows[0]["versions"] == {"torch": "2.0"}
+    md = store.export("md").splitlines()
+    assert md[0].startswith("| dataset | method |") and len(md) == 2 + 4
+
+
+def test_export_bad_format(tmp_path):
+    with pytest.raises(ValueError, match="'xlsx'.*csv, json, md"):
+        ResultsStore(tmp_path).export("xlsx")
+
+
+def _writer(directory: str, worker: int) -> None:
+    store = ResultsStore(directory)
+    for i in range(20):
+        store.write(_run(method=f"m{worker}", seed=i), _records())
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    # fork is fast (no re-import of torch); the store keeps no connection open to inherit.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    df = ResultsStore(tmp_path).frame()
+    assert len(df) == 4 * 20 * 4
+    assert len(df.groupby(["method", "seed"])) == 80
+
+
+def test_unwritable_directory(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="a_file"):
+        ResultsStore(blocker / "results")
+    assert issubclass(StoreError, RuntimeError)
