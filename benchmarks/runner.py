@@ -21,7 +21,7 @@ from benchmarks import leaderboard, provenance
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
 from benchmarks.data import DatasetError, DataSplits, load_dataset
 from benchmarks.presets import SettingError, canonical_variant, parse_overrides, preset_settings
-from benchmarks.store import ResultsStore, RunInfo
+from benchmarks.store import ResultsStore, RunInfo, StoreError
 from methods.base import (
     Budget,
     DataSpec,
@@ -31,6 +31,7 @@ from methods.base import (
     config_from_settings,
     create_method,
     get_method_class,
+    seed_everything,
 )
 from protocols.base import Encoded, available_protocols, create_protocol
 
@@ -110,7 +111,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
     try:
         store = ResultsStore(req.results)
         data = load_dataset(req.dataset, root=req.data_root, download=req.download)
-    except DatasetError as err:
+    except (DatasetError, StoreError) as err:
         raise UsageError(str(err)) from None
     settings = settings_for(plan, data)
     try:  # build every config before computing anything: a bad value fails in a second
@@ -161,7 +162,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
 def _fitted_method(name: str, cfg: Any, budget: Budget, data: DataSplits, seed: int, ckpt: str,
                    checkpoints: CheckpointStore, device: torch.device, progress: bool,
                    log: Callable[[str], None]) -> tuple[Method, History]:
-    torch.manual_seed(seed)
+    seed_everything(seed)
     method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
     saved = checkpoints.load(ckpt)
     if saved is not None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
@@ -91,9 +93,13 @@ class Method:
         """Return the trainable modules; one must be called ``encoder``."""
         raise NotImplementedError
 
-    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Training loss on a normalised batch, and its named terms for logging."""
+    def loss(self, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        """Training loss on what ``prepare`` made of a batch, and its named terms for logging."""
         raise NotImplementedError
+
+    def prepare(self, images: Tensor) -> Any:
+        """Raw uint8 batch -> the input of ``loss``: normalised, flipped if configured."""
+        return self.augment(self.normalise(images))
 
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         """The representation of normalised ``x`` at ``t`` from ``encoder`` (EMA copy at encode time)."""
@@ -127,8 +133,7 @@ class Method:
         bar = tqdm(range(budget.iterations), desc=f"pretrain {self.name}", disable=not progress,
                    unit="step", dynamic_ncols=True, mininterval=1.0)
         for step in bar:
-            x0 = self.augment(self.normalise(images[order.next()]))
-            loss, terms = self.loss(x0)
+            loss, terms = self.loss(self.prepare(images[order.next()]))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{self.name}: non-finite loss at step {step}: {terms}")
             optimiser.zero_grad(set_to_none=True)
@@ -193,6 +198,13 @@ class _BatchSampler:
         return batch
 
 
+def seed_everything(seed: int) -> None:
+    """Seed every generator a method may draw from (lightly's transforms use numpy and random)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 # -- registry --------------------------------------------------------------------------------
 METHODS: dict[str, type[Method]] = {}
 
@@ -229,4 +241,4 @@ def config_from_settings(cls: type, settings: dict[str, Any]) -> Any:
 
 def _import_all() -> None:
     # Importing the family modules runs their @register_method decorators.
-    from methods import drl  # noqa: F401
+    from methods import autoencoders, drl, simclr  # noqa: F401

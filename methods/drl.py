@@ -24,15 +24,21 @@ from methods.sde import create_sde
 
 
 @dataclass(frozen=True)
-class DRLConfig(MethodConfig):
+class DiffusionConfig(MethodConfig):
+    """A forward SDE, how t is drawn, and the conditional U-Net that reads x_t."""
+
     sde: str = "ve"
     t_sampling: str = "uniform"        # or "sigma-uniform" (more weight on high noise)
-    reg_weight: float = 1e-5           # L1 on z (DRL) or KL weight (VDRL)
     score_width: int = 32
     score_mults: tuple[int, ...] = (1, 2, 2)
     score_blocks: int = 1
     score_dropout: float = 0.1
     score_attn: tuple[int, ...] = ()   # resolutions with self-attention (the paper: 16)
+
+
+@dataclass(frozen=True)
+class DRLConfig(DiffusionConfig):
+    reg_weight: float = 1e-5           # L1 on z (DRL) or KL weight (VDRL)
 
 
 @register_method
@@ -87,3 +93,22 @@ class VDRL(DRL):
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
         kl = 0.5 * (mean**2 + log_var.exp() - 1.0 - log_var).sum(dim=1)
         return z, kl
+
+
+@dataclass(frozen=True)
+class VPConfig(DRLConfig):
+    sde: str = "vp"
+
+
+@register_method
+class DRLVP(DRL):
+    """DRL on the VP SDE: the paper's ablation (its released code cannot run it)."""
+
+    name = "drl-vp"
+    config_cls = VPConfig
+
+
+@register_method
+class VDRLVP(VDRL):
+    name = "vdrl-vp"
+    config_cls = VPConfig

@@ -4,7 +4,8 @@ For every t in the grid, a head on the frozen codes E(x, t): ``linear``, or the
 papers' ``mlp`` (Linear(d, hidden) -> ReLU -> Dropout -> Linear). All t and
 learning rates train together as one batched model; learning rate and epoch
 are chosen on the validation split, the test split is scored once with that
-choice, and the best t is chosen on validation too.
+choice, and the best t is chosen on validation too. A static method (codes that
+ignore t) gets one head per setting, reported at every t, and no ``best_t``.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ class Probe:
 
     def run(self, encoded: Encoded, cfg: ProbeConfig) -> list[Record]:
         ts = list(cfg.t_values)
+        # A static method's codes are the same at every t: one head per setting, reported at every t.
+        trained_ts = ts if encoded.method.time_conditioned else ts[:1]
         data, device = encoded.data, encoded.device
-        feats = [encoded.features(split, ts).to(device) for split in ("train", "val", "test")]
+        feats = [encoded.features(split, trained_ts).to(device) for split in ("train", "val", "test")]
         feats = standardise(*feats)
         labels = [data.split(s).labels.to(device) for s in ("train", "val", "test")]
         records: list[Record] = []
@@ -62,12 +65,14 @@ class Probe:
                 hidden=cfg.probe_hidden if head == "mlp" else None, dropout=cfg.probe_dropout,
                 weight_decay=cfg.probe_weight_decay, seed=encoded.seed,
             )
-            for i, t in enumerate(ts):
+            for j, t in enumerate(ts):
+                i = j if len(trained_ts) == len(ts) else 0
                 records.append(Record("accuracy", sel.test_accuracy[i], t=t, head=head, extra={
                     "lr": sel.lr[i], "epoch": sel.epoch[i], "val_accuracy": sel.val_accuracy[i]}))
-            best = max(range(len(ts)), key=lambda i: (sel.val_accuracy[i], -i))
-            records.append(Record("best_t", ts[best], head=head,
-                                  extra={"val_accuracy": sel.val_accuracy[best]}))
+            best = max(range(len(trained_ts)), key=lambda i: (sel.val_accuracy[i], -i))
+            if encoded.method.time_conditioned:  # for a static method no t is better than another
+                records.append(Record("best_t", ts[best], head=head,
+                                      extra={"val_accuracy": sel.val_accuracy[best]}))
             records.append(Record("best_t_accuracy", sel.test_accuracy[best], head=head,
-                                  extra={"t": ts[best], "val_accuracy": sel.val_accuracy[best]}))
+                                  extra={"t": trained_ts[best], "val_accuracy": sel.val_accuracy[best]}))
         return records

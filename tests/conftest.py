@@ -7,7 +7,14 @@ import torch
 
 from benchmarks.data import DataSplits, ImageData
 from benchmarks.presets import preset_settings
-from methods.base import Budget, DataSpec, config_from_settings, create_method, get_method_class
+from methods.base import (
+    Budget,
+    DataSpec,
+    config_from_settings,
+    create_method,
+    get_method_class,
+    seed_everything,
+)
 
 
 def make_images(n: int, n_classes: int = 3, size: int = 8, channels: int = 1, seed: int = 0) -> ImageData:
@@ -40,6 +47,6 @@ def toy_data() -> DataSplits:
 def smoke_method(name: str, data: DataSplits, **overrides):
     settings = {**preset_settings("smoke", data.image_shape), **overrides}
     cfg = config_from_settings(get_method_class(name).config_cls, settings)
-    torch.manual_seed(0)
+    seed_everything(0)
     method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std))
     return method, config_from_settings(Budget, settings)

@@ -108,6 +108,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
     assert not (tmp_path / "r" / "checkpoints").exists(), "nothing may be computed for bad input"
 
 
+def test_unwritable_results_folder_is_a_usage_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--method", "drl", "--protocol", "probe", "--results", str(blocker / "results")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(blocker) in err
+
+
 def test_real_process_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "run", "--method", "nope", "--protocol", "probe",
                            "--results", str(tmp_path)], capture_output=True, text=True, timeout=120)

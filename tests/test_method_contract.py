@@ -1,7 +1,10 @@
 """Contract tests generated for every registered method: register a method and it is tested here."""
 
 import copy
+import dataclasses
+import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,15 +101,17 @@ def test_time_conditioning_is_honoured(name, fitted, toy_data):
 @pytest.mark.parametrize("name", METHODS)
 def test_loss_decreases_on_a_fixed_batch(name, toy_data):
     method, _ = smoke_method(name, toy_data)
-    torch.manual_seed(0)
-    x0 = method.normalise(toy_data.train.images[:32])
+    images = toy_data.train.images[:32]
     params = list(method.modules.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
     method.modules.train()
 
     def fixed_loss():
-        torch.manual_seed(123)  # same t and noise every time: only the weights change
-        return method.loss(x0)[0]
+        # Same t, noise and augmentations every time: only the weights change.
+        torch.manual_seed(123)
+        np.random.seed(123)
+        random.seed(123)
+        return method.loss(method.prepare(images))[0]
 
     first = fixed_loss().item()
     for _ in range(30):
@@ -114,3 +119,13 @@ def test_loss_decreases_on_a_fixed_batch(name, toy_data):
         fixed_loss().backward()
         opt.step()
     assert fixed_loss().item() < 0.9 * first
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_same_seed_gives_the_same_encoder(name, toy_data):
+    codes = []
+    for _ in range(2):
+        method, budget = smoke_method(name, toy_data)  # seeds torch with 0
+        method.fit(toy_data.train, dataclasses.replace(budget, iterations=5), progress=False)
+        codes.append(method.encode(toy_data.test.images[:8], torch.full((8,), 0.5)))
+    torch.testing.assert_close(codes[0], codes[1], rtol=0, atol=0)

@@ -73,3 +73,21 @@ def test_standardise_uses_train_statistics():
     torch.testing.assert_close(s_train.mean(dim=1), torch.zeros(2, 3), atol=1e-5, rtol=0)
     mean, std = train.mean(dim=1, keepdim=True), train.std(dim=1, keepdim=True)
     torch.testing.assert_close(s_other, (other - mean) / std)
+
+
+def test_static_method_gets_one_head_reported_at_every_t():
+    from types import SimpleNamespace
+
+    from protocols.base import Encoded
+    from protocols.probe import Probe, ProbeConfig
+    from tests.test_protocol_contract import FakeFeatures, _splits
+
+    data = _splits()
+    features = FakeFeatures(data)
+    static = SimpleNamespace(time_conditioned=False)
+    cfg = ProbeConfig(t_values=(0.0, 0.5, 1.0), heads=("linear",), probe_lrs=(1e-2,), probe_epochs=5)
+    records = Probe().run(Encoded(static, data, features, 0, torch.device("cpu")), cfg)
+    assert all(ts == (0.0,) for _, ts in features.calls)  # encoded and trained once
+    accuracy = [r for r in records if r.metric == "accuracy"]
+    assert [r.t for r in accuracy] == [0.0, 0.5, 1.0] and len({r.value for r in accuracy}) == 1
+    assert not [r for r in records if r.metric == "best_t"]

@@ -33,7 +33,7 @@ class FakeFeatures:
         return torch.stack([noise[i] + (0.5 + 2 * t) * signal for i, t in enumerate(ts)])
 
 
-class _Static:
+class _TimeConditioned:
     time_conditioned = True
 
 
@@ -48,7 +48,7 @@ def _run(name, data):
     protocol = create_protocol(name)
     cfg = config_from_settings(protocol.config_cls, preset_settings("smoke", data.image_shape))
     features = FakeFeatures(data)
-    records = protocol.run(Encoded(_Static(), data, features, seed=0, device=torch.device("cpu")), cfg)
+    records = protocol.run(Encoded(_TimeConditioned(), data, features, seed=0, device=torch.device("cpu")), cfg)
     return protocol, records, features
 
 

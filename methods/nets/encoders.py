@@ -69,6 +69,7 @@ class TimeConditionedResNet(nn.Module):
                 blocks.append(TimeBiasBlock(c, width, stride, time_dim, dropout))
                 c = width
         self.blocks = nn.ModuleList(blocks)
+        self.stage_widths = tuple(widths)
         self.final_bn = nn.BatchNorm2d(c)
         self.feature_dim = c
         # The pooled code is the representation; project only when another size is asked for.

@@ -6,7 +6,8 @@ enters through the time-embedding path, as in the reference implementation: z
 is mapped to the embedding size and concatenated to the noise embedding, and
 every residual block adds a projection of that joint embedding as a
 per-channel bias, so z conditions every resolution. The output is divided by
-the marginal std, so the network predicts the (scaled) noise.
+the marginal std, so the network predicts the (scaled) noise; CDAE uses the raw
+output as its one-step estimate of x0.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class ScoreUNet(nn.Module):
         self.norm_out = group_norm(c)
         self.conv_out = nn.Conv2d(c, in_channels, 3, 1, 1)
 
-    def forward(self, x: Tensor, noise_level: Tensor, code: Tensor, std: Tensor) -> Tensor:
+    def forward(self, x: Tensor, noise_level: Tensor, code: Tensor, std: Tensor | None) -> Tensor:
+        """The score (output / std); with ``std=None``, the raw output (e.g. a one-step x0 estimate)."""
         cond = F.silu(torch.cat([self.time_embed(noise_level), self.code_embed(code)], dim=-1))
         h = self.conv_in(x)
         skips = [h]
@@ -116,7 +118,7 @@ class ScoreUNet(nn.Module):
             else:
                 h = layer(h)
         out = self.conv_out(F.silu(self.norm_out(h)))
-        return out / std.view(-1, 1, 1, 1)
+        return out if std is None else out / std.view(-1, 1, 1, 1)
 
 
 class _Upsample(nn.Module):
