@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from methods.base import Method, MethodConfig, register_method
+from methods.base import Method, MethodConfig, gaussian_sample_and_kl, register_method
 from methods.drl import DiffusionConfig
 from methods.nets.decoders import ConvDecoder
 from methods.nets.encoders import create_encoder
@@ -51,15 +51,13 @@ def _reconstruction_error(x_hat: Tensor, x0: Tensor) -> Tensor:
 
 class _Autoencoder(Method):
     time_conditioned = True
-    probabilistic = False
     config_cls = AutoencoderConfig
 
     def build(self) -> dict[str, nn.Module]:
         cfg = self.cfg
         self.sde = create_sde(cfg.sde)
         c, h, _ = self.spec.image_shape
-        out_dim = 2 * cfg.latent_dim if self.probabilistic else cfg.latent_dim
-        encoder = create_encoder(cfg.encoder, c, out_dim, cfg.encoder_width)
+        encoder = create_encoder(cfg.encoder, c, self.encoder_out_dim(), cfg.encoder_width)
         decoder = ConvDecoder(cfg.latent_dim, c, h, encoder.stage_widths)
         return {"encoder": encoder, "decoder": decoder}
 
@@ -67,8 +65,7 @@ class _Autoencoder(Method):
         return self.sde.sample_t(x0.shape[0], self.cfg.t_sampling, device=x0.device)
 
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
-        out = encoder(x, self.sde.noise_level(t))
-        return out[:, : self.cfg.latent_dim] if self.probabilistic else out
+        return self.point_code(encoder(x, self.sde.noise_level(t)))
 
 
 @register_method
@@ -90,11 +87,9 @@ class VAE(_Autoencoder):
 
     def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
         t = self._sample_t(x0)
-        mean, log_var = self.modules["encoder"](x0, self.sde.noise_level(t)).chunk(2, dim=1)
-        log_var = log_var.clamp(-30.0, 20.0)
-        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        z, kl = gaussian_sample_and_kl(self.modules["encoder"](x0, self.sde.noise_level(t)))
         recon = _reconstruction_error(self.modules["decoder"](z), x0)
-        kl = 0.5 * (mean**2 + log_var.exp() - 1.0 - log_var).sum(dim=1).mean()
+        kl = kl.mean()
         loss = recon + self.cfg.kl_weight * kl
         return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
 

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from benchmarks.data import ImageData
+from benchmarks.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Method:
 
     name: ClassVar[str]
     time_conditioned: ClassVar[bool]
+    probabilistic: ClassVar[bool] = False  # the encoder outputs (mean, log-variance); codes are the mean
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
 
     def __init__(self, cfg: MethodConfig, spec: DataSpec):
@@ -104,6 +106,13 @@ class Method:
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         """The representation of normalised ``x`` at ``t`` from ``encoder`` (EMA copy at encode time)."""
         raise NotImplementedError
+
+    def encoder_out_dim(self) -> int:
+        return 2 * self.cfg.latent_dim if self.probabilistic else self.cfg.latent_dim
+
+    def point_code(self, encoder_out: Tensor) -> Tensor:
+        """The representation from an encoder output: the mean for a probabilistic encoder."""
+        return encoder_out[:, : self.cfg.latent_dim] if self.probabilistic else encoder_out
 
     # -- shared machinery -----------------------------------------------------------------
     def to(self, device: torch.device | str) -> Method:
@@ -198,6 +207,15 @@ class _BatchSampler:
         return batch
 
 
+def gaussian_sample_and_kl(encoder_out: Tensor) -> tuple[Tensor, Tensor]:
+    """Split (mean, log-variance), draw z by reparameterisation; per-sample KL to N(0, I)."""
+    mean, log_var = encoder_out.chunk(2, dim=1)
+    log_var = log_var.clamp(-30.0, 20.0)
+    z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+    kl = 0.5 * (mean**2 + log_var.exp() - 1.0 - log_var).sum(dim=1)
+    return z, kl
+
+
 def seed_everything(seed: int) -> None:
     """Seed every generator a method may draw from (lightly's transforms use numpy and random)."""
     torch.manual_seed(seed)
@@ -206,27 +224,10 @@ def seed_everything(seed: int) -> None:
 
 
 # -- registry --------------------------------------------------------------------------------
-METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available by its ``name``."""
-    if cls.name in METHODS:
-        raise ValueError(f"method {cls.name!r} is registered twice")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def available_methods() -> list[str]:
-    _import_all()
-    return sorted(METHODS)
-
-
-def get_method_class(name: str) -> type[Method]:
-    _import_all()
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+METHODS: Registry[type[Method]] = Registry("method", ["methods.drl", "methods.autoencoders", "methods.simclr"])
+register_method = METHODS.register
+available_methods = METHODS.names
+get_method_class = METHODS.get
 
 
 def create_method(name: str, cfg: MethodConfig, spec: DataSpec) -> Method:
@@ -237,8 +238,3 @@ def config_from_settings(cls: type, settings: dict[str, Any]) -> Any:
     """Build a config dataclass from the flat settings, taking only the fields it declares."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in settings.items() if k in names})
-
-
-def _import_all() -> None:
-    # Importing the family modules runs their @register_method decorators.
-    from methods import autoencoders, drl, simclr  # noqa: F401

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from methods.base import Method, MethodConfig, register_method
+from methods.base import Method, MethodConfig, gaussian_sample_and_kl, register_method
 from methods.nets.encoders import create_encoder
 from methods.nets.score_unet import ScoreUNet
 from methods.sde import create_sde
@@ -45,15 +45,13 @@ class DRLConfig(DiffusionConfig):
 class DRL(Method):
     name = "drl"
     time_conditioned = True
-    probabilistic = False
     config_cls = DRLConfig
 
     def build(self) -> dict[str, nn.Module]:
         cfg: DRLConfig = self.cfg
         self.sde = create_sde(cfg.sde)
         c, h, _ = self.spec.image_shape
-        out_dim = 2 * cfg.latent_dim if self.probabilistic else cfg.latent_dim
-        encoder = create_encoder(cfg.encoder, c, out_dim, cfg.encoder_width)
+        encoder = create_encoder(cfg.encoder, c, self.encoder_out_dim(), cfg.encoder_width)
         score = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
                           cfg.score_dropout, cfg.score_attn, image_size=h)
         return {"encoder": encoder, "score": score}
@@ -78,8 +76,7 @@ class DRL(Method):
         return loss, {"loss": loss.item(), "dsm": dsm.item(), "reg": reg.item()}
 
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
-        out = encoder(x, self.sde.noise_level(t))
-        return out[:, : self.cfg.latent_dim] if self.probabilistic else out
+        return self.point_code(encoder(x, self.sde.noise_level(t)))
 
 
 @register_method
@@ -88,11 +85,7 @@ class VDRL(DRL):
     probabilistic = True
 
     def _encode_train(self, x0: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
-        mean, log_var = self.modules["encoder"](x0, level).chunk(2, dim=1)
-        log_var = log_var.clamp(-30.0, 20.0)
-        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
-        kl = 0.5 * (mean**2 + log_var.exp() - 1.0 - log_var).sum(dim=1)
-        return z, kl
+        return gaussian_sample_and_kl(self.modules["encoder"](x0, level))
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ measured number. It never trains the encoder it evaluates.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
+
+from benchmarks.registry import Registry
 
 if TYPE_CHECKING:
     from benchmarks.data import DataSplits
@@ -67,33 +68,10 @@ class Evaluation(Protocol):
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 
 
-PROTOCOLS: dict[str, type] = {}
-
-
-def register_protocol(cls: type) -> type:
-    """Class decorator: make a protocol available by its ``name``."""
-    if cls.name in PROTOCOLS:
-        raise ValueError(f"protocol {cls.name!r} is registered twice")
-    PROTOCOLS[cls.name] = cls
-    return cls
-
-
-def available_protocols() -> list[str]:
-    _import_all()
-    return sorted(PROTOCOLS)
+PROTOCOLS: Registry[type] = Registry("protocol", ["protocols.probe"])
+register_protocol = PROTOCOLS.register
+available_protocols = PROTOCOLS.names
 
 
 def create_protocol(name: str) -> Evaluation:
-    _import_all()
-    if name not in PROTOCOLS:
-        raise KeyError(f"unknown protocol {name!r}; valid: {', '.join(sorted(PROTOCOLS))}")
-    return PROTOCOLS[name]()
-
-
-def config_fields(cls: type) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(cls)}
-
-
-def _import_all() -> None:
-    # Importing the modules runs their @register_protocol decorators.
-    from protocols import probe  # noqa: F401
+    return PROTOCOLS.get(name)()
