@@ -23,10 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from methods.base import Method, MethodConfig, gaussian_sample_and_kl, register_method
-from methods.drl import DiffusionConfig
+from methods.drl import DiffusionConfig, encoder_and_unet
 from methods.nets.decoders import ConvDecoder
 from methods.nets.encoders import create_encoder
-from methods.nets.score_unet import ScoreUNet
 from methods.sde import create_sde
 
 NOISE_BANK_SIZE = 1024
@@ -128,12 +127,8 @@ class CDAE(Method):
     config_cls = DiffusionConfig
 
     def build(self) -> dict[str, nn.Module]:
-        cfg: DiffusionConfig = self.cfg
-        self.sde = create_sde(cfg.sde)
-        c, h, _ = self.spec.image_shape
-        encoder = create_encoder(cfg.encoder, c, cfg.latent_dim, cfg.encoder_width)
-        denoiser = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
-                             cfg.score_dropout, cfg.score_attn, image_size=h)
+        self.sde = create_sde(self.cfg.sde)
+        encoder, denoiser = encoder_and_unet(self)  # DRL's networks: only the target differs
         return {"encoder": encoder, "denoiser": denoiser}
 
     def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:

@@ -41,6 +41,16 @@ class DRLConfig(DiffusionConfig):
     reg_weight: float = 1e-5           # L1 on z (DRL) or KL weight (VDRL)
 
 
+def encoder_and_unet(method: Method) -> tuple[nn.Module, ScoreUNet]:
+    """E(x0, t) of the clean image, and the U-Net that reads x_t conditioned on its code."""
+    cfg: DiffusionConfig = method.cfg
+    c, h, _ = method.spec.image_shape
+    encoder = create_encoder(cfg.encoder, c, method.encoder_out_dim(), cfg.encoder_width)
+    unet = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
+                     cfg.score_dropout, cfg.score_attn, image_size=h)
+    return encoder, unet
+
+
 @register_method
 class DRL(Method):
     name = "drl"
@@ -48,12 +58,8 @@ class DRL(Method):
     config_cls = DRLConfig
 
     def build(self) -> dict[str, nn.Module]:
-        cfg: DRLConfig = self.cfg
-        self.sde = create_sde(cfg.sde)
-        c, h, _ = self.spec.image_shape
-        encoder = create_encoder(cfg.encoder, c, self.encoder_out_dim(), cfg.encoder_width)
-        score = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
-                          cfg.score_dropout, cfg.score_attn, image_size=h)
+        self.sde = create_sde(self.cfg.sde)
+        encoder, score = encoder_and_unet(self)
         return {"encoder": encoder, "score": score}
 
     def _encode_train(self, x0: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
