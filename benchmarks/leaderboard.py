@@ -330,6 +330,17 @@ def _commands_section(page: pd.DataFrame) -> list[str]:
     return [*lines, "```sh", *commands, "```", ""]
 
 
+def _protocol_notes(protocol: str) -> list[str]:
+    """The protocol's own account of how it differs from the papers and their code."""
+    from protocols.base import PROTOCOLS  # the protocols registry, upstream of this module
+
+    try:
+        notes = getattr(PROTOCOLS.get(protocol), "notes", "")
+    except KeyError:  # a store row of a protocol this checkout no longer has
+        return []
+    return ["## Protocol", "", notes.strip(), ""] if notes else []
+
+
 def _page_text(
     dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, png: str | None
 ) -> str:
@@ -343,6 +354,7 @@ def _page_text(
         "",
     ]
     lines += _commands_section(page)
+    lines += _protocol_notes(protocol)
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
         if metric == PRIMARY_METRIC and png:

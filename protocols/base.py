@@ -64,6 +64,7 @@ class Evaluation(Protocol):
     config_cls: ClassVar[type]
     metrics: ClassVar[tuple[str, ...]]       # every metric its records may carry
     test_metrics: ClassVar[tuple[str, ...]]  # those scored on test labels; all others are chosen on validation
+    notes: ClassVar[str]  # markdown for its leaderboard page: what it does, where it departs from the papers
 
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 

@@ -46,6 +46,19 @@ class ProbeConfig:
 class Probe:
     name = "probe"
     config_cls = ProbeConfig
+    notes = """
+Frozen encoder in eval mode; for each t a head on the codes standardised with
+train statistics: `linear`, or `mlp` (Linear(d, 512) - ReLU - Dropout 0.25 -
+Linear, the follow-up's code). Adam with weight decay 1e-5, batch 256; learning
+rate (from `probe_lrs`) and epoch chosen per t on the validation split, test
+scored once with that head. `best_t` is chosen on validation; `best_t_accuracy`
+is the test accuracy there. Differences from the papers: the DRL paper's text
+trains a single-layer head for 50 epochs (the `paper` preset: 50 epochs, the
+follow-up's lr grid {1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5}); the follow-up's
+code trains 100 epochs and picks the test accuracy at the best validation epoch,
+which this suite also does. The `quick` preset uses 30 epochs on digits, 15 on
+MNIST, and lr in {1e-3, 3e-3}.
+"""
     metrics = ("accuracy", "best_t", "best_t_accuracy")
     test_metrics = ("accuracy", "best_t_accuracy")
 

@@ -93,3 +93,18 @@ def test_reads_each_split_through_the_feature_cache(name):
     _, _, features = _run(name, _splits())
     assert features.calls, "a protocol must read codes through Encoded.features"
     assert len(features.calls) == len(set(features.calls)), "asked the cache twice for the same codes"
+
+
+@pytest.mark.parametrize("name", PROTOCOLS)
+def test_documents_itself_on_its_leaderboard_page(name, tmp_path):
+    import pandas as pd
+
+    from benchmarks import leaderboard
+
+    protocol = create_protocol(name)
+    assert len(protocol.notes.strip()) > 100
+    frame = pd.DataFrame([{"dataset": "toy", "method": "m", "protocol": name, "seed": 0,
+                           "metric": protocol.metrics[0], "value": 0.5, "t": 0.0}])
+    leaderboard.generate(frame, tmp_path)
+    page = (tmp_path / "toy" / f"{name}.md").read_text()
+    assert "## Protocol" in page and protocol.notes.strip().splitlines()[0] in page
