@@ -42,7 +42,7 @@ def smoke(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "ema_decay": 0.9,
         "t_values": (0.0, 0.5, 1.0), "heads": ("linear", "mlp"), "probe_lrs": (1e-2,),
         "probe_epochs": 10, "probe_batch_size": 64, "probe_hidden": 32, "probe_dropout": 0.25,
-        "probe_weight_decay": 1e-5,
+        "probe_weight_decay": 1e-5, "svm_labels": (30, 60), "svm_draws": 2,
     }
 
 

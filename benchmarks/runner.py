@@ -136,7 +136,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
             method, history = _fitted_method(method_name, method_cfgs[method_name], budget, data, seed,
                                              ckpt, checkpoints, plan.device, req.progress, log)
             features = FeatureCache(Path(req.results), ckpt, method, data)
-            encoded = Encoded(method, data, features, seed, plan.device)
+            encoded = Encoded(method, data, features, seed, plan.device, Path(req.results) / "artifacts")
             for name, protocol in protocols.items():
                 start = time.perf_counter()
                 records = protocol.run(encoded, protocol_cfgs[name])

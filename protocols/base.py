@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
@@ -31,7 +32,9 @@ class Record:
     ``t``, ``labels``, ``head`` and ``points`` are the setting columns every
     leaderboard understands (None where they do not apply); anything else a
     protocol wants to keep (the chosen learning rate, the epoch...) goes to
-    ``extra`` and is stored as JSON beside the row.
+    ``extra`` and is stored as JSON beside the row. Keys of ``extra`` that start
+    with ``test_`` are measured on test labels; all others record choices made
+    without them (the contract tests check this).
     """
 
     metric: str
@@ -57,6 +60,7 @@ class Encoded:
     features: Callable[[str, Sequence[float]], torch.Tensor]
     seed: int
     device: torch.device
+    artifacts: Path | None = None  # where a protocol saves what its numbers depend on (label splits)
 
 
 class Evaluation(Protocol):
@@ -69,7 +73,8 @@ class Evaluation(Protocol):
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 
 
-PROTOCOLS: Registry[type] = Registry("protocol", ["protocols.probe"])
+PROTOCOLS: Registry[type] = Registry(
+    "protocol", ["protocols.probe", "protocols.lowlabel", "protocols.svm", "protocols.silhouette"])
 register_protocol = PROTOCOLS.register
 available_protocols = PROTOCOLS.names
 

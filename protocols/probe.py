@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
 from protocols.base import DEFAULT_T_VALUES, Encoded, Record, register_protocol
 from protocols.batched import fit_select_score, standardise
 
@@ -63,29 +65,53 @@ MNIST, and lr in {1e-3, 3e-3}.
     test_metrics = ("accuracy", "best_t_accuracy")
 
     def run(self, encoded: Encoded, cfg: ProbeConfig) -> list[Record]:
-        ts = list(cfg.t_values)
+        return probe_records(encoded, cfg, ProbeInputs.read(encoded, cfg.t_values))
+
+
+@dataclass
+class ProbeInputs:
+    """Standardised codes and labels of the three splits, read once from the feature cache."""
+
+    ts: list[float]          # the t values reported
+    trained_ts: list[float]  # the t values trained: all of them, or one for a static method
+    features: list[Tensor]   # train, val, test: (len(trained_ts), N, d)
+    labels: list[Tensor]
+
+    @classmethod
+    def read(cls, encoded: Encoded, t_values: tuple[float, ...]) -> ProbeInputs:
+        ts = list(t_values)
         # A static method's codes are the same at every t: one head per setting, reported at every t.
         trained_ts = ts if encoded.method.time_conditioned else ts[:1]
-        data, device = encoded.data, encoded.device
-        feats = [encoded.features(split, trained_ts).to(device) for split in ("train", "val", "test")]
-        feats = standardise(*feats)
-        labels = [data.split(s).labels.to(device) for s in ("train", "val", "test")]
-        records: list[Record] = []
-        for head in cfg.heads:
-            sel = fit_select_score(
-                *zip(feats, labels), n_classes=data.num_classes, lrs=cfg.probe_lrs,
-                epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size,
-                hidden=cfg.probe_hidden if head == "mlp" else None, dropout=cfg.probe_dropout,
-                weight_decay=cfg.probe_weight_decay, seed=encoded.seed,
-            )
-            for j, t in enumerate(ts):
-                i = j if len(trained_ts) == len(ts) else 0
-                records.append(Record("accuracy", sel.test_accuracy[i], t=t, head=head, extra={
-                    "lr": sel.lr[i], "epoch": sel.epoch[i], "val_accuracy": sel.val_accuracy[i]}))
-            best = max(range(len(trained_ts)), key=lambda i: (sel.val_accuracy[i], -i))
-            if encoded.method.time_conditioned:  # for a static method no t is better than another
-                records.append(Record("best_t", ts[best], head=head,
-                                      extra={"val_accuracy": sel.val_accuracy[best]}))
-            records.append(Record("best_t_accuracy", sel.test_accuracy[best], head=head,
-                                  extra={"t": trained_ts[best], "val_accuracy": sel.val_accuracy[best]}))
-        return records
+        splits = ("train", "val", "test")
+        feats = [encoded.features(split, trained_ts).to(encoded.device) for split in splits]
+        labels = [encoded.data.split(split).labels.to(encoded.device) for split in splits]
+        return cls(ts, trained_ts, standardise(*feats), labels)  # label-free statistics of all train codes
+
+
+def probe_records(encoded: Encoded, cfg: ProbeConfig, inputs: ProbeInputs,
+                  train_subset: Tensor | None = None, labels: int | None = None) -> list[Record]:
+    """Per-t heads selected on validation; ``train_subset`` limits which training images are labelled."""
+    ts, trained_ts = inputs.ts, inputs.trained_ts
+    feats, targets = list(inputs.features), list(inputs.labels)
+    if train_subset is not None:
+        index = train_subset.to(encoded.device)
+        feats[0], targets[0] = feats[0][:, index], targets[0][index]
+    records: list[Record] = []
+    for head in cfg.heads:
+        sel = fit_select_score(
+            *zip(feats, targets), n_classes=encoded.data.num_classes, lrs=cfg.probe_lrs,
+            epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size,
+            hidden=cfg.probe_hidden if head == "mlp" else None, dropout=cfg.probe_dropout,
+            weight_decay=cfg.probe_weight_decay, seed=encoded.seed,
+        )
+        for j, t in enumerate(ts):
+            i = j if len(trained_ts) == len(ts) else 0
+            records.append(Record("accuracy", sel.test_accuracy[i], t=t, head=head, labels=labels, extra={
+                "lr": sel.lr[i], "epoch": sel.epoch[i], "val_accuracy": sel.val_accuracy[i]}))
+        best = max(range(len(trained_ts)), key=lambda i: (sel.val_accuracy[i], -i))
+        if encoded.method.time_conditioned:  # for a static method no t is better than another
+            records.append(Record("best_t", ts[best], head=head, labels=labels,
+                                  extra={"val_accuracy": sel.val_accuracy[best]}))
+        records.append(Record("best_t_accuracy", sel.test_accuracy[best], head=head, labels=labels,
+                              extra={"t": trained_ts[best], "val_accuracy": sel.val_accuracy[best]}))
+    return records

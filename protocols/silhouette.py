@@ -1,0 +1,48 @@
+"""Silhouette score of the codes per t (DRL paper, Appendix H)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sklearn.metrics import silhouette_score
+
+from protocols.base import DEFAULT_T_VALUES, Encoded, Record, register_protocol
+
+
+@dataclass(frozen=True)
+class SilhouetteConfig:
+    t_values: tuple[float, ...] = DEFAULT_T_VALUES
+    silhouette_samples: int = 10_000  # scored on at most this many test codes (it is quadratic)
+
+    def __post_init__(self):
+        bad_t = [t for t in self.t_values if not 0.0 <= t <= 1.0]
+        if bad_t or not self.t_values:
+            raise ValueError(f"t_values must lie in [0, 1]; got {bad_t or self.t_values!r}")
+        if self.silhouette_samples < 2:
+            raise ValueError(f"silhouette_samples must be >= 2; got {self.silhouette_samples}")
+
+
+@register_protocol
+class Silhouette:
+    name = "silhouette"
+    config_cls = SilhouetteConfig
+    metrics = ("silhouette",)
+    test_metrics = ("silhouette",)
+    notes = """
+Silhouette score (scikit-learn, euclidean distance) of the test codes at each
+t, with the dataset's classes as clusters, as in the DRL paper's Appendix H:
+from -1 (codes nearer another class) to 1 (tight, separated classes). No model
+is fitted. Where the test split is larger than `silhouette_samples` (10000), a
+fixed random subset of that size is scored (the same for every method).
+"""
+
+    def run(self, encoded: Encoded, cfg: SilhouetteConfig) -> list[Record]:
+        ts = list(cfg.t_values)
+        trained_ts = ts if encoded.method.time_conditioned else ts[:1]
+        codes = encoded.features("test", trained_ts).numpy()
+        labels = encoded.data.test.labels.numpy()
+        sample = min(cfg.silhouette_samples, len(labels))
+        values = [float(silhouette_score(c, labels, metric="euclidean", sample_size=sample, random_state=0))
+                  for c in codes]
+        return [Record("silhouette", values[i if len(trained_ts) == len(ts) else 0], t=t)
+                for i, t in enumerate(ts)]
