@@ -294,7 +294,8 @@ def plot_accuracy_vs_t(agg: pd.DataFrame, title: str, path: Path) -> None:
     w, h = FIGSIZE_PER_HEAD
     # The default style, not the user's matplotlibrc, so bytes do not depend on the machine.
     with matplotlib.style.context("default"):
-        fig = Figure(figsize=(w * len(heads), h))
+        legend_width = 1.9  # inches on the right for one legend shared by all heads
+        fig = Figure(figsize=(w * len(heads) + legend_width, h))
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, len(heads), squeeze=False, sharex=True, sharey=True)[0]
         ts = sorted(agg["t"].unique())
@@ -313,9 +314,13 @@ def plot_accuracy_vs_t(agg: pd.DataFrame, title: str, path: Path) -> None:
             if len(ts) <= 12:  # the paper's 0.0..1.0 grid: one tick per evaluated t
                 ax.set_xticks(ts, [format_t(t) for t in ts])
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize="small")
         axes[0].set_ylabel("accuracy (%)")
-        fig.tight_layout()
+        handles = {}  # one legend outside the axes, so no line is hidden under it
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        fig.legend(list(handles.values()), list(handles), loc="center right", fontsize="small", frameon=False)
+        fig.tight_layout(rect=(0, 0, 1 - legend_width / fig.get_figwidth(), 1))
         fig.savefig(path, dpi=100, metadata={"Software": None})
 
 
