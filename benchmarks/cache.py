@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from benchmarks.data import DataSplits
 from methods.base import Method
@@ -71,9 +72,9 @@ class FeatureCache:
     """``cache(split, ts)`` -> (len(ts), N, d) codes of a fitted method, computed once per (split, t)."""
 
     def __init__(self, root: Path, checkpoint: str, method: Method, data: DataSplits,
-                 batch_size: int = 512):
+                 batch_size: int = 512, progress: bool = False):
         self.dir = Path(root) / "features" / checkpoint
-        self.method, self.data, self.batch_size = method, data, batch_size
+        self.method, self.data, self.batch_size, self.progress = method, data, batch_size, progress
         self._memory: dict[tuple[str, str], torch.Tensor] = {}
         self.encoded_count = 0  # how many (split, t) were encoded rather than read: tests check reuse
 
@@ -110,7 +111,9 @@ class FeatureCache:
         t_all = torch.tensor(ts, dtype=torch.float32)
         chunk = max(self.batch_size // k, 1)
         out = []
-        for start in range(0, n, chunk):
+        starts = tqdm(range(0, n, chunk), desc=f"encode {self.method.name} {split} at {k} t",
+                      disable=not self.progress, unit="batch", dynamic_ncols=True, mininterval=1.0)
+        for start in starts:
             x = images[start:start + chunk]
             b = len(x)
             z = self.method.encode(x.repeat(k, 1, 1, 1), t_all.repeat_interleave(b))

@@ -135,9 +135,11 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
             ckpt = stable_hash(key_fields)
             method, history = _fitted_method(method_name, method_cfgs[method_name], budget, data, seed,
                                              ckpt, checkpoints, plan.device, req.progress, log)
-            features = FeatureCache(Path(req.results), ckpt, method, data)
-            encoded = Encoded(method, data, features, seed, plan.device, Path(req.results) / "artifacts")
+            features = FeatureCache(Path(req.results), ckpt, method, data, progress=req.progress)
+            encoded = Encoded(method, data, features, seed, plan.device, Path(req.results) / "artifacts",
+                              progress=req.progress)
             for name, protocol in protocols.items():
+                log(f"{method_name} seed {seed}: evaluating with {name}")
                 start = time.perf_counter()
                 records = protocol.run(encoded, protocol_cfgs[name])
                 config = {"method": key_fields["config"], "budget": key_fields["budget"],

@@ -61,6 +61,7 @@ class Encoded:
     seed: int
     device: torch.device
     artifacts: Path | None = None  # where a protocol saves what its numbers depend on (label splits)
+    progress: bool = False         # show progress bars for long loops
 
 
 class Evaluation(Protocol):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 
 class BatchedHeads(nn.Module):
@@ -73,6 +74,7 @@ def fit_select_score(
     dropout: float,
     weight_decay: float,
     seed: int,
+    progress: bool = False,
 ) -> HeadSelection:
     """Train heads for every (lr, t) on ``train``, pick lr and epoch per t on ``val``, score ``test`` once.
 
@@ -81,11 +83,11 @@ def fit_select_score(
     with torch.random.fork_rng(devices=[]):  # dropout draws from the seed, caller's RNG untouched
         torch.manual_seed(seed)
         return _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden,
-                                 dropout, weight_decay, seed)
+                                 dropout, weight_decay, seed, progress)
 
 
 def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
-                      weight_decay, seed) -> HeadSelection:
+                      weight_decay, seed, progress) -> HeadSelection:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
     n_t, n_train, in_dim = x_tr.shape
     device = x_tr.device
@@ -100,7 +102,9 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
     best_epoch = torch.zeros((len(lrs), n_t), dtype=torch.long, device=device)
     snapshot = [[p.detach().clone() for p in h.parameters()] for h in heads]
 
-    for epoch in range(1, epochs + 1):
+    desc = f"{'mlp' if hidden else 'linear'} heads x {len(lrs) * n_t}"
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch",
+                      dynamic_ncols=True, mininterval=1.0):
         heads.train()
         order = torch.randperm(n_train, generator=gen).to(device)
         for start in range(0, n_train, batch_size):

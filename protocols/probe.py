@@ -102,7 +102,7 @@ def probe_records(encoded: Encoded, cfg: ProbeConfig, inputs: ProbeInputs,
             *zip(feats, targets), n_classes=encoded.data.num_classes, lrs=cfg.probe_lrs,
             epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size,
             hidden=cfg.probe_hidden if head == "mlp" else None, dropout=cfg.probe_dropout,
-            weight_decay=cfg.probe_weight_decay, seed=encoded.seed,
+            weight_decay=cfg.probe_weight_decay, seed=encoded.seed, progress=encoded.progress,
         )
         for j, t in enumerate(ts):
             i = j if len(trained_ts) == len(ts) else 0
