@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from protocols.base import DEFAULT_T_VALUES, Encoded, Record, register_protocol
+from protocols.base import (
+    DEFAULT_T_VALUES,
+    Encoded,
+    Record,
+    check_t_values,
+    register_protocol,
+    times_to_encode,
+)
 from protocols.batched import fit_select_score, standardise
 
 HEADS = ("linear", "mlp")
@@ -35,9 +42,7 @@ class ProbeConfig:
         bad_heads = [h for h in self.heads if h not in HEADS]
         if bad_heads or not self.heads:
             raise ValueError(f"unknown probe head {bad_heads or self.heads!r}; valid: {', '.join(HEADS)}")
-        bad_t = [t for t in self.t_values if not 0.0 <= t <= 1.0]
-        if bad_t or not self.t_values:
-            raise ValueError(f"t_values must lie in [0, 1]; got {bad_t or self.t_values!r}")
+        check_t_values(self.t_values)
         if not self.probe_lrs or any(lr <= 0 for lr in self.probe_lrs):
             raise ValueError(f"probe_lrs must be positive; got {self.probe_lrs!r}")
         if self.probe_epochs < 1:
@@ -81,7 +86,7 @@ class ProbeInputs:
     def read(cls, encoded: Encoded, t_values: tuple[float, ...]) -> ProbeInputs:
         ts = list(t_values)
         # A static method's codes are the same at every t: one head per setting, reported at every t.
-        trained_ts = ts if encoded.method.time_conditioned else ts[:1]
+        trained_ts = times_to_encode(encoded.method, ts)
         splits = ("train", "val", "test")
         feats = [encoded.features(split, trained_ts).to(encoded.device) for split in splits]
         labels = [encoded.data.split(split).labels.to(encoded.device) for split in splits]

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from sklearn.metrics import silhouette_score
 
-from protocols.base import DEFAULT_T_VALUES, Encoded, Record, register_protocol
+from protocols.base import (
+    DEFAULT_T_VALUES,
+    Encoded,
+    Record,
+    check_t_values,
+    register_protocol,
+    times_to_encode,
+)
 
 
 @dataclass(frozen=True)
@@ -15,9 +22,7 @@ class SilhouetteConfig:
     silhouette_samples: int = 10_000  # scored on at most this many test codes (it is quadratic)
 
     def __post_init__(self):
-        bad_t = [t for t in self.t_values if not 0.0 <= t <= 1.0]
-        if bad_t or not self.t_values:
-            raise ValueError(f"t_values must lie in [0, 1]; got {bad_t or self.t_values!r}")
+        check_t_values(self.t_values)
         if self.silhouette_samples < 2:
             raise ValueError(f"silhouette_samples must be >= 2; got {self.silhouette_samples}")
 
@@ -38,7 +43,7 @@ fixed random subset of that size is scored (the same for every method).
 
     def run(self, encoded: Encoded, cfg: SilhouetteConfig) -> list[Record]:
         ts = list(cfg.t_values)
-        trained_ts = ts if encoded.method.time_conditioned else ts[:1]
+        trained_ts = times_to_encode(encoded.method, ts)
         codes = encoded.features("test", trained_ts).numpy()
         labels = encoded.data.test.labels.numpy()
         sample = min(cfg.silhouette_samples, len(labels))

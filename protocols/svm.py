@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import SVC
 
-from protocols.base import DEFAULT_T_VALUES, Encoded, Record, register_protocol
+from protocols.base import (
+    DEFAULT_T_VALUES,
+    Encoded,
+    Record,
+    check_t_values,
+    register_protocol,
+    times_to_encode,
+)
 from protocols.labels import stratified_subset
 
 
@@ -24,9 +31,7 @@ class SVMConfig:
     svm_draws: int = 5
 
     def __post_init__(self):
-        bad_t = [t for t in self.t_values if not 0.0 <= t <= 1.0]
-        if bad_t or not self.t_values:
-            raise ValueError(f"t_values must lie in [0, 1]; got {bad_t or self.t_values!r}")
+        check_t_values(self.t_values)
         if not self.svm_labels or any(n < 1 for n in self.svm_labels):
             raise ValueError(f"svm_labels must be positive; got {self.svm_labels!r}")
         if self.svm_draws < 1:
@@ -51,7 +56,7 @@ over draws is stored with each number (`test_std_over_draws`).
 
     def run(self, encoded: Encoded, cfg: SVMConfig) -> list[Record]:
         ts = list(cfg.t_values)
-        trained_ts = ts if encoded.method.time_conditioned else ts[:1]
+        trained_ts = times_to_encode(encoded.method, ts)
         x_train, x_test = (encoded.features(s, trained_ts).numpy() for s in ("train", "test"))
         y_train, y_test = encoded.data.train.labels, encoded.data.test.labels.numpy()
         records = []
