@@ -20,7 +20,13 @@ import torch
 from benchmarks import leaderboard, provenance
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
 from benchmarks.data import DatasetError, DataSplits, load_dataset
-from benchmarks.presets import SettingError, canonical_variant, parse_overrides, preset_settings
+from benchmarks.presets import (
+    PRESETS,
+    SettingError,
+    canonical_variant,
+    parse_overrides,
+    preset_settings,
+)
 from benchmarks.store import ResultsStore, RunInfo, StoreError
 from methods.base import (
     Budget,
@@ -69,7 +75,6 @@ class Plan:
 def validate(req: RunRequest) -> Plan:
     _check_names("method", req.methods, available_methods())
     _check_names("protocol", req.protocols, available_protocols())
-    from benchmarks.presets import PRESETS
     _check_names("preset", (req.preset,), list(PRESETS))
     if not req.seeds:
         raise UsageError("--seeds is empty; give integers such as 0,1,2")

@@ -25,16 +25,26 @@ if TYPE_CHECKING:
 DEFAULT_T_VALUES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def check_t_values(t_values: Sequence[float]) -> None:
-    """Config validation shared by the protocols that read codes at several t."""
-    bad = [t for t in t_values if not 0.0 <= t <= 1.0]
-    if bad or not t_values:
-        raise ValueError(f"t_values must lie in [0, 1]; got {bad or tuple(t_values)!r}")
+@dataclass(frozen=True)
+class TimeGridConfig:
+    """Base of the configs of protocols that read codes at several t."""
+
+    t_values: tuple[float, ...] = DEFAULT_T_VALUES
+
+    def __post_init__(self):
+        bad = [t for t in self.t_values if not 0.0 <= t <= 1.0]
+        if bad or not self.t_values:
+            raise ValueError(f"t_values must lie in [0, 1]; got {bad or tuple(self.t_values)!r}")
 
 
 def times_to_encode(method: Any, t_values: Sequence[float]) -> list[float]:
     """All of ``t_values``, or only the first for a static method (its codes are the same at every t)."""
     return list(t_values) if method.time_conditioned else list(t_values)[:1]
+
+
+def reported_at(ts: Sequence[float], encoded_ts: Sequence[float]) -> list[tuple[float, int]]:
+    """Each reported t and the index of the encoded t its number comes from (a static method's one result)."""
+    return [(t, j if len(encoded_ts) == len(ts) else 0) for j, t in enumerate(ts)]
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from protocols.base import (
-    DEFAULT_T_VALUES,
     Encoded,
     Record,
-    check_t_values,
+    TimeGridConfig,
     register_protocol,
+    reported_at,
     times_to_encode,
 )
 from protocols.batched import fit_select_score, standardise
@@ -28,8 +28,7 @@ HEADS = ("linear", "mlp")
 
 
 @dataclass(frozen=True)
-class ProbeConfig:
-    t_values: tuple[float, ...] = DEFAULT_T_VALUES
+class ProbeConfig(TimeGridConfig):
     heads: tuple[str, ...] = HEADS
     probe_lrs: tuple[float, ...] = (1e-3, 3e-3)
     probe_epochs: int = 30
@@ -42,7 +41,7 @@ class ProbeConfig:
         bad_heads = [h for h in self.heads if h not in HEADS]
         if bad_heads or not self.heads:
             raise ValueError(f"unknown probe head {bad_heads or self.heads!r}; valid: {', '.join(HEADS)}")
-        check_t_values(self.t_values)
+        super().__post_init__()
         if not self.probe_lrs or any(lr <= 0 for lr in self.probe_lrs):
             raise ValueError(f"probe_lrs must be positive; got {self.probe_lrs!r}")
         if self.probe_epochs < 1:
@@ -109,8 +108,7 @@ def probe_records(encoded: Encoded, cfg: ProbeConfig, inputs: ProbeInputs,
             hidden=cfg.probe_hidden if head == "mlp" else None, dropout=cfg.probe_dropout,
             weight_decay=cfg.probe_weight_decay, seed=encoded.seed, progress=encoded.progress,
         )
-        for j, t in enumerate(ts):
-            i = j if len(trained_ts) == len(ts) else 0
+        for t, i in reported_at(ts, trained_ts):
             records.append(Record("accuracy", sel.test_accuracy[i], t=t, head=head, labels=labels, extra={
                 "lr": sel.lr[i], "epoch": sel.epoch[i], "val_accuracy": sel.val_accuracy[i]}))
         best = max(range(len(trained_ts)), key=lambda i: (sel.val_accuracy[i], -i))

@@ -7,22 +7,21 @@ from dataclasses import dataclass
 from sklearn.metrics import silhouette_score
 
 from protocols.base import (
-    DEFAULT_T_VALUES,
     Encoded,
     Record,
-    check_t_values,
+    TimeGridConfig,
     register_protocol,
+    reported_at,
     times_to_encode,
 )
 
 
 @dataclass(frozen=True)
-class SilhouetteConfig:
-    t_values: tuple[float, ...] = DEFAULT_T_VALUES
+class SilhouetteConfig(TimeGridConfig):
     silhouette_samples: int = 10_000  # scored on at most this many test codes (it is quadratic)
 
     def __post_init__(self):
-        check_t_values(self.t_values)
+        super().__post_init__()
         if self.silhouette_samples < 2:
             raise ValueError(f"silhouette_samples must be >= 2; got {self.silhouette_samples}")
 
@@ -49,5 +48,4 @@ fixed random subset of that size is scored (the same for every method).
         sample = min(cfg.silhouette_samples, len(labels))
         values = [float(silhouette_score(c, labels, metric="euclidean", sample_size=sample, random_state=0))
                   for c in codes]
-        return [Record("silhouette", values[i if len(trained_ts) == len(ts) else 0], t=t)
-                for i, t in enumerate(ts)]
+        return [Record("silhouette", values[i], t=t) for t, i in reported_at(ts, trained_ts)]

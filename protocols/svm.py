@@ -14,24 +14,23 @@ import numpy as np
 from sklearn.svm import SVC
 
 from protocols.base import (
-    DEFAULT_T_VALUES,
     Encoded,
     Record,
-    check_t_values,
+    TimeGridConfig,
     register_protocol,
+    reported_at,
     times_to_encode,
 )
 from protocols.labels import stratified_subset
 
 
 @dataclass(frozen=True)
-class SVMConfig:
-    t_values: tuple[float, ...] = DEFAULT_T_VALUES
+class SVMConfig(TimeGridConfig):
     svm_labels: tuple[int, ...] = (100, 1000)
     svm_draws: int = 5
 
     def __post_init__(self):
-        check_t_values(self.t_values)
+        super().__post_init__()
         if not self.svm_labels or any(n < 1 for n in self.svm_labels):
             raise ValueError(f"svm_labels must be positive; got {self.svm_labels!r}")
         if self.svm_draws < 1:
@@ -62,10 +61,10 @@ over draws is stored with each number (`test_std_over_draws`).
         records = []
         for n in cfg.svm_labels:
             draws = [stratified_subset(y_train, n, encoded.seed * 1000 + d).numpy() for d in range(cfg.svm_draws)]
-            for i in range(len(trained_ts)):
-                scores = [SVC().fit(x_train[i][idx], y_train.numpy()[idx]).score(x_test[i], y_test)
-                          for idx in draws]
-                for t in (ts if len(trained_ts) < len(ts) else [ts[i]]):
-                    records.append(Record("accuracy", float(np.mean(scores)), t=t, labels=n, head="svc",
-                                          extra={"draws": cfg.svm_draws, "test_std_over_draws": float(np.std(scores))}))
+            scores = [[SVC().fit(x_train[i][idx], y_train.numpy()[idx]).score(x_test[i], y_test)
+                       for idx in draws] for i in range(len(trained_ts))]
+            for t, i in reported_at(ts, trained_ts):
+                records.append(Record("accuracy", float(np.mean(scores[i])), t=t, labels=n, head="svc",
+                                      extra={"draws": cfg.svm_draws,
+                                             "test_std_over_draws": float(np.std(scores[i]))}))
         return records
