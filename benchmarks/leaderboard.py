@@ -16,25 +16,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-import matplotlib.style
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+from benchmarks import plots
+from benchmarks.plots import entry_name, format_t, is_accuracy
+from benchmarks.plots import setting_text as _setting_text
 
 ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
-SETTING_COLUMNS = ("head", "labels", "points")  # shown as extra row columns when used
-AGG_KEYS = ["method", "variant", "preset", "metric", "head", "labels", "points", "t"]
+SETTING_COLUMNS = ("head", "labels", "points", "t2")  # shown as extra row columns when used
+AGG_KEYS = ["method", "variant", "preset", "metric", "head", "labels", "points", "t2", "t"]
 AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n"]  # the per-page CSV
 GENERATED_SUFFIXES = (".md", ".csv", ".png")  # what stale-page removal may delete
 PRIMARY_METRIC = "accuracy"
 GENERATOR = "python -m benchmarks leaderboard"
-FIGSIZE_PER_HEAD = (4.8, 3.8)  # inches; fixed so plots are byte-identical
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+BAR_METRICS = ("attention",)  # distributions over t: bars per entry rather than lines
 DASH = "–"  # std of a single seed, or a quantity not recorded
 # Columns a frame may lack (older stores, hand-made frames) and what they mean then.
 _OPTIONAL_COLUMNS = {
-    "variant": "", "preset": "", "head": None, "labels": None, "points": None, "t": math.nan,
+    "variant": "", "preset": "", "head": None, "labels": None, "points": None, "t": math.nan, "t2": math.nan,
     "command": "", "commit": "", "config_hash": "",
     "pretrain_wall_time_s": math.nan, "images_per_s": math.nan, "wall_time_s": math.nan,
 }  # fmt: skip
@@ -56,7 +55,8 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("labels", "points"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
     # Rounded so 0.30000000000000004 and 0.3 are the same column.
-    df["t"] = pd.to_numeric(df["t"], errors="coerce").astype("float64").round(6)
+    for col in ("t", "t2"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("int64")
     return df
@@ -79,10 +79,6 @@ def _metric_order(metrics: Iterable[str]) -> list[str]:
     return ([PRIMARY_METRIC] if PRIMARY_METRIC in set(metrics) else []) + rest
 
 
-def _is_accuracy(metric: str) -> bool:
-    return "accuracy" in metric
-
-
 # -- formatting ------------------------------------------------------------------
 
 
@@ -92,17 +88,8 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "unnamed"
 
 
-def entry_name(method: str, variant: str) -> str:
-    return f"{method} [{variant}]" if variant else method
-
-
-def format_t(t: float) -> str:
-    # One decimal for the usual 0.0..1.0 grid, more only when a grid needs it.
-    return f"{t:.1f}" if abs(t * 10 - round(t * 10)) < 1e-9 else f"{t:.4g}"
-
-
 def _fmt_number(x: float, metric: str) -> str:
-    return f"{100 * x:.2f}" if _is_accuracy(metric) else f"{x:.4f}"
+    return f"{100 * x:.2f}" if is_accuracy(metric) else f"{x:.4f}"
 
 
 def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False) -> str:
@@ -112,12 +99,6 @@ def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False
     m = _fmt_number(mean, metric)
     s = DASH if n < 2 or math.isnan(std) else _fmt_number(std, metric)
     return f"{f'**{m}**' if bold else m} ± {s} ({n})"
-
-
-def _setting_text(value: object) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
 
 
 def _md_escape(text: str) -> str:
@@ -151,11 +132,23 @@ def _used_settings(agg: pd.DataFrame) -> list[str]:
     return [c for c in SETTING_COLUMNS if agg[c].map(_setting_text).ne("").any()]
 
 
-def _value_columns(agg: pd.DataFrame) -> list[tuple[str, float | None]]:
-    """(header, t) per column: one per t value, plus 'value' for rows without t."""
-    ts = sorted(agg["t"].dropna().unique())
-    cols: list[tuple[str, float | None]] = [(format_t(t), float(t)) for t in ts]
-    if agg["t"].isna().any() or not cols:
+def _column_axis(agg: pd.DataFrame) -> str:
+    """What the value columns run over: the diffusion time t, else the number of trajectory points."""
+    return "points" if agg["t"].isna().all() and agg["points"].notna().any() else "t"
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _value_columns(agg: pd.DataFrame, axis: str) -> list[tuple[str, float | None]]:
+    """(header, value of the axis) per column, plus 'value' for rows without one."""
+    values = sorted(agg[axis].dropna().unique())
+    if axis == "t":
+        cols: list[tuple[str, float | None]] = [(format_t(t), float(t)) for t in values]
+    else:
+        cols = [(f"K={int(k)}", int(k)) for k in values]
+    if agg[axis].isna().any() or not cols:
         cols.append(("value", None))
     return cols
 
@@ -166,8 +159,8 @@ class _Grid:
 
     settings: list[str]  # setting columns shown (those not empty for this metric)
     rows: list[tuple]  # (method, variant, preset, *setting values), sorted
-    columns: list[tuple[str, float | None]]  # (header, t); t None for the 'value' column
-    cells: dict[tuple, tuple[float, float, int]]  # (row, t) -> (mean, std, n)
+    columns: list[tuple[str, float | None]]  # (header, t or K); None for the 'value' column
+    cells: dict[tuple, tuple[float, float, int]]  # (row, t or K) -> (mean, std, n)
 
     def means(self, rows: Iterable[tuple], t: float | None) -> list[float]:
         found = (self.cells[(r, t)][0] for r in rows if (r, t) in self.cells)
@@ -175,15 +168,16 @@ class _Grid:
 
 
 def _metric_grid(agg: pd.DataFrame) -> _Grid:
-    settings = _used_settings(agg)
-    grid = _Grid(settings, [], _value_columns(agg), {})
+    axis = _column_axis(agg)
+    settings = [c for c in _used_settings(agg) if c != axis]
+    grid = _Grid(settings, [], _value_columns(agg, axis), {})
     rows: dict[tuple, None] = {}  # insertion-ordered set; agg is sorted, so rows are too
     for rec in agg.to_dict(orient="records"):
         row = (rec["method"], rec["variant"], rec["preset"])
         row += tuple(_setting_text(rec[c]) for c in settings)
         rows[row] = None
-        t = None if math.isnan(rec["t"]) else float(rec["t"])
-        grid.cells[(row, t)] = (rec["mean"], rec["std"], int(rec["n"]))
+        at = None if _missing(rec[axis]) else (float if axis == "t" else int)(rec[axis])
+        grid.cells[(row, at)] = (rec["mean"], rec["std"], int(rec["n"]))
     grid.rows = list(rows)
     return grid
 
@@ -194,7 +188,7 @@ def _best_means(grid: _Grid, metric: str) -> dict[tuple, str]:
     Methods compete within a setting (same head/labels/points), so the best is
     taken per setting and column, and only where at least two rows compete.
     """
-    if not _is_accuracy(metric):
+    if not is_accuracy(metric):
         return {}
     groups: dict[tuple, list[tuple]] = {}
     for row in grid.rows:
@@ -268,62 +262,6 @@ def compute_table(page: pd.DataFrame) -> list[str]:
     return _md_table(header, body)
 
 
-# -- the accuracy-vs-t plot ----------------------------------------------------------
-
-
-def _line_label(rec: pd.Series, settings: Sequence[str], show_preset: bool) -> str:
-    label = entry_name(rec["method"], rec["variant"])
-    if show_preset:
-        label += f" ({rec['preset']})"
-    extra = [f"{c}={_setting_text(rec[c])}" for c in settings]
-    return ", ".join([label, *extra])
-
-
-def plot_accuracy_vs_t(agg: pd.DataFrame, title: str, path: Path) -> None:
-    """Accuracy (%) against t, one subplot per head, one line + ±std band per entry."""
-    agg = agg[agg["t"].notna()]
-    heads = sorted(agg["head"].unique())
-    settings = [c for c in _used_settings(agg) if c != "head"]
-    show_preset = agg["preset"].nunique() > 1
-    labels = agg.apply(lambda r: _line_label(r, settings, show_preset), axis=1)
-    # Colours and markers fixed by the sorted label list: same entry, same look everywhere.
-    names = sorted(labels.unique())
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    style = {n: (cmap(i % cmap.N), MARKERS[i % len(MARKERS)]) for i, n in enumerate(names)}
-
-    w, h = FIGSIZE_PER_HEAD
-    # The default style, not the user's matplotlibrc, so bytes do not depend on the machine.
-    with matplotlib.style.context("default"):
-        legend_width = 1.9  # inches on the right for one legend shared by all heads
-        fig = Figure(figsize=(w * len(heads) + legend_width, h))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(1, len(heads), squeeze=False, sharex=True, sharey=True)[0]
-        ts = sorted(agg["t"].unique())
-        for ax, head in zip(axes, heads, strict=True):
-            sel = agg["head"] == head
-            for name in names:
-                line = agg[sel & (labels == name)].sort_values("t")
-                if line.empty:
-                    continue
-                colour, marker = style[name]
-                x, y, s = line["t"], 100 * line["mean"], 100 * line["std"].fillna(0.0)
-                ax.plot(x, y, marker=marker, color=colour, label=name, linewidth=1.5, markersize=4)
-                ax.fill_between(x, y - s, y + s, color=colour, alpha=0.2, linewidth=0)
-            ax.set_title(f"{title}" + (f" — head: {head}" if head else ""), fontsize="medium")
-            ax.set_xlabel("diffusion time t")
-            if len(ts) <= 12:  # the paper's 0.0..1.0 grid: one tick per evaluated t
-                ax.set_xticks(ts, [format_t(t) for t in ts])
-            ax.grid(True, alpha=0.3)
-        axes[0].set_ylabel("accuracy (%)")
-        handles = {}  # one legend outside the axes, so no line is hidden under it
-        for ax in axes:
-            for handle, label in zip(*ax.get_legend_handles_labels()):
-                handles.setdefault(label, handle)
-        fig.legend(list(handles.values()), list(handles), loc="center right", fontsize="small", frameon=False)
-        fig.tight_layout(rect=(0, 0, 1 - legend_width / fig.get_figwidth(), 1))
-        fig.savefig(path, dpi=100, metadata={"Software": None})
-
-
 # -- pages ----------------------------------------------------------------------------
 
 
@@ -347,7 +285,7 @@ def _protocol_notes(protocol: str) -> list[str]:
 
 
 def _page_text(
-    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, png: str | None
+    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, tuple[str, str]]
 ) -> str:
     lines = [
         f"# {dataset} — {protocol}",
@@ -355,15 +293,16 @@ def _page_text(
         f"Generated by `{GENERATOR}` from the results store; do not edit by hand.",
         "Cells are mean ± std (n) over seeds (std with ddof=1, – for one seed); accuracies "
         "in %, the best mean of each column among rows of the same setting in bold. Columns "
-        "0.0, 0.1, ... are the diffusion time t.",
+        "0.0, 0.1, ... are the diffusion time t, columns K=... the number of trajectory points.",
         "",
     ]
     lines += _commands_section(page)
     lines += _protocol_notes(protocol)
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
-        if metric == PRIMARY_METRIC and png:
-            lines += [f"![{metric} against t]({png})", ""]
+        if metric in figures:
+            file, caption = figures[metric]
+            lines += [f"![{caption}]({file})", ""]
         lines += [*metric_table(agg[agg["metric"] == metric], metric), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
@@ -388,16 +327,49 @@ def _write_page(
     folder = out_dir / safe_name(dataset)
     stem = safe_name(protocol)
     written = []
-    acc = agg[(agg["metric"] == PRIMARY_METRIC) & agg["t"].notna()]
-    png = None
-    if not acc.empty:
-        png = f"{stem}_accuracy_vs_t.png"
-        folder.mkdir(parents=True, exist_ok=True)
-        plot_accuracy_vs_t(acc, f"{dataset} / {protocol}", folder / png)
-        written.append(folder / png)
-    written.append(_write(folder / f"{stem}.md", _page_text(dataset, protocol, page, agg, png)))
+    figures = _draw_figures(agg, f"{dataset} / {protocol}", folder, stem)
+    written += [folder / file for file, _ in figures.values()]
+    written.append(_write(folder / f"{stem}.md", _page_text(dataset, protocol, page, agg, figures)))
     written.append(_write(folder / f"{stem}.csv", _page_csv(agg)))
     return written
+
+
+_CAPTIONS = {"heatmap": "{} over pairs of t", "bars": "{} over t", "vs_t": "{} against t",
+             "vs_points": "{} against the number of points K"}
+
+
+def _figure_kind(metric: str, rows: pd.DataFrame) -> str | None:
+    """Which figure shows a metric, from the shape of its rows (None: a table is enough)."""
+    if rows["t2"].notna().any():
+        return "heatmap"
+    if rows["t"].notna().any():
+        return "bars" if metric in BAR_METRICS else "vs_t"
+    if rows["points"].notna().any():
+        return "vs_points"
+    return None
+
+
+def _draw_figures(agg: pd.DataFrame, title: str, folder: Path, stem: str) -> dict[str, tuple[str, str]]:
+    """One figure per metric that has one; returns {metric: (file name, caption)}."""
+    figures = {}
+    for metric in _metric_order(agg["metric"]):
+        rows = agg[agg["metric"] == metric]
+        kind = _figure_kind(metric, rows)
+        if kind is None:
+            continue
+        file = f"{stem}_{metric}_{kind}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        path, settings = folder / file, _used_settings(rows)
+        if kind == "heatmap":
+            plots.plot_heatmaps(rows[rows["t2"].notna()], metric, title, path)
+        elif kind == "bars":
+            plots.plot_bars_over_t(rows, metric, title, path)
+        elif kind == "vs_t":
+            plots.plot_metric_vs_t(rows, metric, title, path, settings)
+        else:
+            plots.plot_metric_vs_points(rows, metric, title, path, settings)
+        figures[metric] = (file, _CAPTIONS[kind].format(metric))
+    return figures
 
 
 def _index_text(pages: list[tuple[str, str, pd.DataFrame]]) -> str:
@@ -491,7 +463,7 @@ def format_summary(frame: pd.DataFrame, dataset: str, protocol: str) -> str:
                     *("" if c is None else _fmt_number(c[0], metric) for c in cells),
                 ]
             )
-        unit = " (%)" if _is_accuracy(metric) else ""
+        unit = " (%)" if is_accuracy(metric) else ""
         title = f"{dataset} / {protocol}: {metric}{unit}, mean over seeds"
         blocks.append(title + "\n" + _text_table(header, body, n_left=2 + len(grid.settings)))
     return "\n\n".join(blocks)

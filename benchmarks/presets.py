@@ -43,6 +43,9 @@ def smoke(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "t_values": (0.0, 0.5, 1.0), "heads": ("linear", "mlp"), "probe_lrs": (1e-2,),
         "probe_epochs": 10, "probe_batch_size": 64, "probe_hidden": 32, "probe_dropout": 0.25,
         "probe_weight_decay": 1e-5, "svm_labels": (30, 60), "svm_draws": 2,
+        "trajectory_points": (1, 2, 3), "trajectory_lrs": (1e-2,), "trajectory_epochs": 5,
+        "trajectory_batch_size": 64, "trajectory_width": 8, "transformer_heads": 2,
+        "attention_points": 3, "mi_samples": 45,
     }
 
 
@@ -61,6 +64,8 @@ def quick(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "t_values": DEFAULT_T_VALUES, "heads": ("linear", "mlp"), "probe_lrs": (1e-3, 3e-3),
         "probe_epochs": 30 if tiny else 15, "probe_batch_size": 256,
         "probe_hidden": 512, "probe_dropout": 0.25, "probe_weight_decay": 1e-5,
+        "trajectory_lrs": (1e-3, 3e-3), "trajectory_epochs": 30 if tiny else 10,
+        "trajectory_batch_size": 256, "trajectory_width": 64,
     }
 
 
@@ -78,6 +83,9 @@ def paper(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "probe_lrs": (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5), "probe_epochs": 50,
         "probe_batch_size": 256, "probe_hidden": 512, "probe_dropout": 0.25,
         "probe_weight_decay": 1e-5,
+        # The follow-up's trajectory heads: width 256, 100 epochs, the probe's lr grid.
+        "trajectory_lrs": (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5), "trajectory_epochs": 100,
+        "trajectory_batch_size": 256, "trajectory_width": 256,
     }
 
 

@@ -28,31 +28,33 @@ import pandas as pd
 from protocols.base import Record
 
 FILENAME = "results.sqlite"
-SCHEMA_VERSION = 1  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
+SCHEMA_VERSION = 2  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
 BUSY_TIMEOUT_S = 60.0
 EXPORT_FORMATS = ("csv", "json", "md")
 
 # The identity of a run: rewriting it replaces its rows.
 RUN_KEY = ("dataset", "method", "variant", "protocol", "preset", "seed")
-# Column order of frame() and of every export.
-COLUMNS = [
+# The table as schema version 1 created it; later versions add columns by migration.
+_V1_COLUMNS = [
     "dataset", "method", "variant", "protocol", "preset", "seed",
     "metric", "value", "t", "labels", "head", "points", "setting",
     "config_hash", "checkpoint", "commit", "device",
     "wall_time_s", "pretrain_wall_time_s", "images_per_s", "peak_memory_mb",
     "versions", "config", "command", "created_at",
 ]  # fmt: skip
+# Column order of frame() and of every export (v2: t2, the second time of a pairwise number).
+COLUMNS = [*_V1_COLUMNS[:9], "t2", *_V1_COLUMNS[9:]]
 # Row order of frame(): deterministic, most significant first.
 SORT_COLUMNS = [
     "dataset", "protocol", "method", "variant", "preset", "seed",
-    "metric", "head", "labels", "points", "t", "setting",
+    "metric", "head", "labels", "points", "t", "t2", "setting",
 ]  # fmt: skip
 # Columns holding JSON text in the table (decoded to objects in the JSON export).
 JSON_COLUMNS = ("setting", "versions", "config")
 
 # SQL type of the columns that are not plain text (TEXT NOT NULL DEFAULT '').
 _SQL_TYPES = {
-    "seed": "INTEGER NOT NULL", "value": "REAL", "t": "REAL", "labels": "INTEGER",
+    "seed": "INTEGER NOT NULL", "value": "REAL", "t": "REAL", "t2": "REAL", "labels": "INTEGER",
     "head": "TEXT", "points": "INTEGER", "wall_time_s": "REAL",
     "pretrain_wall_time_s": "REAL", "images_per_s": "REAL", "peak_memory_mb": "REAL",
 }  # fmt: skip
@@ -63,14 +65,17 @@ def _column_sql(name: str) -> str:
     return f'"{name}" {kind}'
 
 
-_CREATE_TABLE = (
+_CREATE_TABLE_V1 = (
     "CREATE TABLE IF NOT EXISTS results (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-    + ", ".join(_column_sql(c) for c in COLUMNS)
+    + ", ".join(_column_sql(c) for c in _V1_COLUMNS)
     + ")"
 )
 _CREATE_INDEX = "CREATE INDEX IF NOT EXISTS results_run ON results (" + ", ".join(RUN_KEY) + ")"
 # version reached -> statements that take the schema there from the version before.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: (_CREATE_TABLE, _CREATE_INDEX)}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (_CREATE_TABLE_V1, _CREATE_INDEX),
+    2: (f"ALTER TABLE results ADD COLUMN {_column_sql('t2')}",),
+}
 
 
 class StoreError(RuntimeError):
@@ -121,6 +126,7 @@ def _row(run: RunInfo, rec: Record, created_at: str) -> dict[str, Any]:
         "metric": rec.metric,
         "value": _finite_or_none(rec.value),
         "t": _finite_or_none(rec.t),
+        "t2": _finite_or_none(rec.t2),
         "labels": None if rec.labels is None else int(rec.labels),
         "head": rec.head,
         "points": None if rec.points is None else int(rec.points),
@@ -276,6 +282,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for col in (
         "value",
         "t",
+        "t2",
         "wall_time_s",
         "pretrain_wall_time_s",
         "images_per_s",

@@ -51,12 +51,13 @@ def reported_at(ts: Sequence[float], encoded_ts: Sequence[float]) -> list[tuple[
 class Record:
     """One measured number and the setting it was measured in.
 
-    ``t``, ``labels``, ``head`` and ``points`` are the setting columns every
-    leaderboard understands (None where they do not apply); anything else a
+    ``t``, ``t2``, ``labels``, ``head`` and ``points`` are the setting columns
+    every leaderboard understands (None where they do not apply; ``t2`` is the
+    second time of a number measured between two times); anything else a
     protocol wants to keep (the chosen learning rate, the epoch...) goes to
     ``extra`` and is stored as JSON beside the row. Keys of ``extra`` that start
-    with ``test_`` are measured on test labels; all others record choices made
-    without them (the contract tests check this).
+    with ``test_`` are measured on the test split; all others record choices made
+    without it (the contract tests check this).
     """
 
     metric: str
@@ -65,6 +66,7 @@ class Record:
     labels: int | None = None
     head: str | None = None
     points: int | None = None
+    t2: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,14 +92,15 @@ class Evaluation(Protocol):
     name: ClassVar[str]
     config_cls: ClassVar[type]
     metrics: ClassVar[tuple[str, ...]]       # every metric its records may carry
-    test_metrics: ClassVar[tuple[str, ...]]  # those scored on test labels; all others are chosen on validation
+    test_metrics: ClassVar[tuple[str, ...]]  # those measured on the test split; all others are chosen on validation
     notes: ClassVar[str]  # markdown for its leaderboard page: what it does, where it departs from the papers
 
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 
 
 PROTOCOLS: Registry[type] = Registry(
-    "protocol", ["protocols.probe", "protocols.lowlabel", "protocols.svm", "protocols.silhouette"])
+    "protocol", ["protocols.probe", "protocols.lowlabel", "protocols.svm", "protocols.silhouette",
+                 "protocols.trajectory", "protocols.mi", "protocols.attention"])
 register_protocol = PROTOCOLS.register
 available_protocols = PROTOCOLS.names
 

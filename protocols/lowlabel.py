@@ -9,6 +9,7 @@ needed); heads, selection on validation and test scoring are the probe's.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -54,6 +55,5 @@ every method of a seed sees the same labels; its indices are saved under
             name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{encoded.data.name}-train-{n}-seed{encoded.seed}")
             split = save_subset(subset, encoded.artifacts, name)
             for record in probe_records(encoded, cfg, inputs, train_subset=subset, labels=n):
-                records.append(Record(record.metric, record.value, record.t, record.labels, record.head,
-                                      record.points, {**record.extra, **split}))
+                records.append(dataclasses.replace(record, extra={**record.extra, **split}))
         return records

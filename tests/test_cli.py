@@ -75,13 +75,13 @@ def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "methods: " in out and "drl" in out and "vdrl" in out
-    assert "protocols: lowlabel, probe, silhouette, svm" in out and "presets: smoke, quick, paper" in out
+    assert "protocols: attention, lowlabel, mi, probe, silhouette, svm, trajectory" in out and "presets: smoke, quick, paper" in out
     assert "datasets: cifar10, cifar100, digits, folder:PATH, miniimagenet, mnist" in out
 
 
 BAD_INPUT = [
     (["--method", "drll"], "unknown method 'drll'; valid: "),
-    (["--protocol", "prob"], "unknown protocol 'prob'; valid: lowlabel, probe, silhouette, svm"),
+    (["--protocol", "prob"], "unknown protocol 'prob'; valid: attention, lowlabel, mi, probe, silhouette, svm, trajectory"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: "),
     (["--preset", "fast"], "unknown preset 'fast'; valid: smoke, quick, paper"),
     (["--seeds", "0,a"], "not a comma-separated list of integers"),

@@ -100,6 +100,7 @@ def test_mean_std_n_in_table(tmp_path):
         "head",
         "labels",
         "points",
+        "t2",
         "t",
         "mean",
         "std",

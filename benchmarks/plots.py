@@ -1,0 +1,203 @@
+"""The leaderboards' figures, drawn from aggregated rows (mean, std over seeds).
+
+Every figure is a pure function of its rows: matplotlib's default style (not
+the user's matplotlibrc), fixed sizes, colours and markers fixed by the sorted
+entry names, and no software tag in the PNG, so the same rows give the same
+bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.style
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+PANEL_SIZE = (4.8, 3.8)  # inches per subplot
+LEGEND_WIDTH = 1.9  # inches on the right for one legend shared by all subplots
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+MAX_COLUMNS = 5  # subplots per row in per-entry grids
+
+
+def format_t(t: float) -> str:
+    # One decimal for the usual 0.0..1.0 grid, more only when a grid needs it.
+    return f"{t:.1f}" if abs(t * 10 - round(t * 10)) < 1e-9 else f"{t:.4g}"
+
+
+def entry_name(method: str, variant: str) -> str:
+    return f"{method} [{variant}]" if variant else method
+
+
+def setting_text(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return format_t(value) if isinstance(value, float) else str(value)
+
+
+def is_accuracy(metric: str) -> bool:
+    return "accuracy" in metric
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if is_accuracy(metric) else 1.0
+
+
+def _ylabel(metric: str) -> str:
+    return f"{metric} (%)" if is_accuracy(metric) else metric
+
+
+def _line_labels(agg: pd.DataFrame, settings: Sequence[str]) -> pd.Series:
+    """One legend label per row: the entry, its preset where several are shown, and its settings."""
+    show_preset = agg["preset"].nunique() > 1
+
+    def label(rec: pd.Series) -> str:
+        text = entry_name(rec["method"], rec["variant"])
+        if show_preset:
+            text += f" ({rec['preset']})"
+        return ", ".join([text, *(f"{c}={setting_text(rec[c])}" for c in settings)])
+
+    return agg.apply(label, axis=1) if not agg.empty else pd.Series(dtype=str)
+
+
+def _styles(names: Sequence[str]) -> dict[str, tuple]:
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {n: (cmap(i % cmap.N), MARKERS[i % len(MARKERS)]) for i, n in enumerate(sorted(names))}
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+
+
+def _panels(n: int, legend: bool, sharey: bool = True) -> tuple[Figure, list]:
+    w, h = PANEL_SIZE
+    extra = LEGEND_WIDTH if legend else 0.0
+    cols = min(n, MAX_COLUMNS) if not legend else n
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(w * cols + extra, h * rows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=sharey).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _finish_with_legend(fig: Figure, axes: list) -> None:
+    handles: dict[str, object] = {}  # one legend outside the axes, so no line is hidden under it
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - LEGEND_WIDTH / fig.get_figwidth(), 1))
+
+
+def _line_plot(agg: pd.DataFrame, x: str, metric: str, title: str, path: Path, xlabel: str,
+               ticks: Callable[[list], tuple[list, list[str]] | None], settings: Sequence[str],
+               log_x: bool = False) -> None:
+    """``metric`` against column ``x``, one subplot per head, one line and a ±std band per entry."""
+    heads = sorted(agg["head"].unique())
+    labels = _line_labels(agg, settings)
+    style = _styles(labels.unique())
+    scale = _scale(metric)
+    with matplotlib.style.context("default"):
+        fig, axes = _panels(len(heads), legend=True)
+        xs = sorted(agg[x].dropna().unique())
+        for ax, head in zip(axes, heads, strict=True):
+            sel = agg["head"] == head
+            for name in sorted(style):
+                line = agg[sel & (labels == name)].sort_values(x)
+                if line.empty:
+                    continue
+                colour, marker = style[name]
+                xv = line[x].astype(float)
+                y, s = scale * line["mean"], scale * line["std"].fillna(0.0)
+                ax.plot(xv, y, marker=marker, color=colour, label=name, linewidth=1.5, markersize=4)
+                ax.fill_between(xv, y - s, y + s, color=colour, alpha=0.2, linewidth=0)
+            ax.set_title(title + (f" — head: {head}" if head else ""), fontsize="medium")
+            ax.set_xlabel(xlabel)
+            if log_x:
+                ax.set_xscale("log")
+                ax.minorticks_off()
+            tick = ticks(xs)
+            if tick:
+                ax.set_xticks(*tick)
+            ax.grid(True, alpha=0.3)
+        axes[0].set_ylabel(_ylabel(metric))
+        _finish_with_legend(fig, axes)
+        _save(fig, path)
+
+
+def plot_metric_vs_t(agg: pd.DataFrame, metric: str, title: str, path: Path, settings: Sequence[str]) -> None:
+    """A per-t metric (accuracy in %, anything else as is) against the diffusion time t."""
+    def ticks(ts: list) -> tuple[list, list[str]] | None:
+        # The paper's 0.0..1.0 grid: one tick per evaluated t.
+        return (ts, [format_t(t) for t in ts]) if len(ts) <= 12 else None
+
+    _line_plot(agg[agg["t"].notna()], "t", metric, title, path, "diffusion time t", ticks,
+               [c for c in settings if c != "head"])
+
+
+def plot_metric_vs_points(agg: pd.DataFrame, metric: str, title: str, path: Path,
+                          settings: Sequence[str]) -> None:
+    """A metric against the number K of trajectory points, one subplot per head."""
+    def ticks(ks: list) -> tuple[list, list[str]]:
+        return [int(k) for k in ks], [str(int(k)) for k in ks]
+
+    _line_plot(agg[agg["points"].notna()], "points", metric, title, path, "trajectory points K (log scale)",
+               ticks, [c for c in settings if c not in ("head", "points")], log_x=True)
+
+
+def plot_heatmaps(agg: pd.DataFrame, metric: str, title: str, path: Path) -> None:
+    """A pairwise metric over (t, t2): one heatmap of the seed mean per entry, colour scale [0, 1]."""
+    labels = _line_labels(agg, [])
+    names = sorted(labels.unique())
+    ts = sorted(set(agg["t"].dropna()) | set(agg["t2"].dropna()))
+    pos = {t: i for i, t in enumerate(ts)}
+    with matplotlib.style.context("default"):
+        fig, axes = _panels(len(names), legend=False, sharey=False)
+        image = None
+        for ax, name in zip(axes, names, strict=True):
+            grid = np.full((len(ts), len(ts)), np.nan)
+            for rec in agg[labels == name].to_dict(orient="records"):
+                grid[pos[rec["t2"]], pos[rec["t"]]] = rec["mean"]
+            image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", origin="lower")
+            tick_at = list(range(0, len(ts), math.ceil(len(ts) / 6)))
+            ax.set_xticks(tick_at, [format_t(ts[i]) for i in tick_at])
+            ax.set_yticks(tick_at, [format_t(ts[i]) for i in tick_at])
+            ax.set_title(name, fontsize="medium")
+            ax.set_xlabel("t")
+            ax.set_ylabel("t2")
+        fig.suptitle(f"{title}: {metric} (mean over seeds)", fontsize="medium")
+        fig.tight_layout()
+        if image is not None:
+            fig.colorbar(image, ax=axes, shrink=0.8)
+        _save(fig, path)
+
+
+def plot_bars_over_t(agg: pd.DataFrame, metric: str, title: str, path: Path) -> None:
+    """A distribution over t per entry (attention weights): bars of the seed mean, error bars of the std."""
+    agg = agg[agg["t"].notna()]
+    labels = _line_labels(agg, [])
+    names = sorted(labels.unique())
+    style = _styles(names)
+    with matplotlib.style.context("default"):
+        fig, axes = _panels(len(names), legend=False)
+        for ax, name in zip(axes, names, strict=True):
+            rows = agg[labels == name].sort_values("t")
+            ts = rows["t"].astype(float).tolist()
+            width = 0.8 * (min(np.diff(ts)) if len(ts) > 1 else 0.1)
+            ax.bar(ts, rows["mean"], width=width, yerr=rows["std"].fillna(0.0), color=style[name][0],
+                   capsize=2, error_kw={"linewidth": 0.8})
+            ax.set_xticks(ts, [format_t(t) if i % 2 == 0 else "" for i, t in enumerate(ts)])
+            ax.set_title(name, fontsize="medium")
+            ax.set_xlabel("diffusion time t")
+            ax.grid(True, axis="y", alpha=0.3)
+        axes[0].set_ylabel(metric)
+        fig.suptitle(f"{title}: {metric} (mean ± std over seeds)", fontsize="medium")
+        fig.tight_layout()
+        _save(fig, path)

@@ -1,0 +1,250 @@
+"""Trajectory heads: classify from K codes along t instead of one (the follow-up paper).
+
+For each K in ``trajectory_points``, the K codes E(x, t) at t evenly spaced on
+[0, 1] (K = 1: t = 0.5) are fed, ordered by t, to each head of
+``trajectory_heads``: ``mlp`` (the concatenated codes), ``gru``,
+``transformer``, and ``mlp-best-t``, the best *single* point among the K
+(one MLP per point, the point chosen on validation): the baseline a
+trajectory head has to beat on the same grid. Every head's learning rate and
+epoch are chosen on the validation split; test is scored once.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from protocols.base import Encoded, Record, register_protocol
+from protocols.batched import fit_select_score, standardise
+from protocols.sequence_heads import SEQUENCE_HEADS, ConcatMLP, GRUHead, TransformerHead
+
+HEADS = (*SEQUENCE_HEADS, "mlp-best-t")
+POINTS = (1, 2, 3, 6, 11, 21)
+
+
+def trajectory_times(points: int) -> tuple[float, ...]:
+    """K evenly spaced times on [0, 1], both ends included; the midpoint for K = 1."""
+    if points == 1:
+        return (0.5,)
+    return tuple(round(i / (points - 1), 6) for i in range(points))
+
+
+@dataclass(frozen=True)
+class SequenceHeadConfig:
+    """How the trajectory heads are trained (shared by ``trajectory`` and ``attention``)."""
+
+    trajectory_lrs: tuple[float, ...] = (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5)
+    trajectory_epochs: int = 100
+    trajectory_batch_size: int = 256
+    trajectory_width: int = 256  # GRU state and Transformer width; the MLPs' hidden layer is twice this
+    trajectory_dropout: float = 0.25
+    trajectory_weight_decay: float = 1e-5
+    transformer_layers: int = 2
+    transformer_heads: int = 4
+    transformer_shared: bool = True  # one block applied transformer_layers times, as in the follow-up's code
+
+    def __post_init__(self):
+        if not self.trajectory_lrs or any(lr <= 0 for lr in self.trajectory_lrs):
+            raise ValueError(f"trajectory_lrs must be positive; got {self.trajectory_lrs!r}")
+        for name in ("trajectory_epochs", "trajectory_batch_size", "trajectory_width",
+                     "transformer_layers", "transformer_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.trajectory_width % self.transformer_heads:
+            raise ValueError(f"trajectory_width {self.trajectory_width} must be divisible by "
+                             f"transformer_heads {self.transformer_heads}")
+
+
+@dataclass(frozen=True)
+class TrajectoryConfig(SequenceHeadConfig):
+    trajectory_points: tuple[int, ...] = POINTS
+    trajectory_heads: tuple[str, ...] = HEADS
+
+    def __post_init__(self):
+        super().__post_init__()
+        bad = [h for h in self.trajectory_heads if h not in HEADS]
+        if bad or not self.trajectory_heads:
+            raise ValueError(f"unknown trajectory head {bad or self.trajectory_heads!r}; valid: {', '.join(HEADS)}")
+        if not self.trajectory_points or any(k < 1 for k in self.trajectory_points):
+            raise ValueError(f"trajectory_points must be integers >= 1; got {self.trajectory_points!r}")
+
+
+@dataclass
+class FittedHead:
+    """A head chosen on validation (learning rate and epoch) and its one test score."""
+
+    module: nn.Module
+    lr: float
+    epoch: int
+    val_accuracy: float
+    test_accuracy: float
+
+
+def make_head(head: str, points: int, in_dim: int, n_classes: int, cfg: SequenceHeadConfig) -> nn.Module:
+    width, dropout = cfg.trajectory_width, cfg.trajectory_dropout
+    if head == "mlp":
+        return ConcatMLP(points, in_dim, n_classes, 2 * width, dropout)
+    if head == "gru":
+        return GRUHead(in_dim, n_classes, width, dropout)
+    if head == "transformer":
+        return TransformerHead(in_dim, n_classes, width, dropout, cfg.transformer_layers,
+                               cfg.transformer_heads, cfg.transformer_shared)
+    raise ValueError(f"unknown sequence head {head!r}; valid: {', '.join(SEQUENCE_HEADS)}")
+
+
+def fit_select_head(build: Callable[[], nn.Module], ts: Tensor, train: tuple[Tensor, Tensor],
+                    val: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], cfg: SequenceHeadConfig,
+                    seed: int, desc: str = "head", progress: bool = False) -> FittedHead:
+    """Train one head per learning rate on (N, K, d) codes; keep each at its best validation epoch;
+    return the best on validation, scored once on test."""
+    best: FittedHead | None = None
+    for lr in cfg.trajectory_lrs:
+        with torch.random.fork_rng(devices=[]):  # same initialisation and dropout draws for every lr
+            torch.manual_seed(seed)
+            fitted = _fit_one(build(), lr, ts, train, val, cfg, seed, f"{desc} lr={lr:g}", progress)
+        if best is None or fitted.val_accuracy > best.val_accuracy:
+            best = fitted
+    assert best is not None
+    best.test_accuracy = accuracy(best.module, *test, ts, cfg.trajectory_batch_size * 8)
+    return best
+
+
+def _fit_one(head: nn.Module, lr: float, ts: Tensor, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor],
+             cfg: SequenceHeadConfig, seed: int, desc: str, progress: bool) -> FittedHead:
+    (x_tr, y_tr), (x_va, y_va) = train, val
+    head = head.to(x_tr.device)
+    optimiser = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=cfg.trajectory_weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(head.state_dict())
+    for epoch in tqdm(range(1, cfg.trajectory_epochs + 1), desc=desc, disable=not progress, unit="epoch",
+                      dynamic_ncols=True, mininterval=1.0):
+        head.train()
+        order = torch.randperm(len(y_tr), generator=gen).to(x_tr.device)
+        for start in range(0, len(order), cfg.trajectory_batch_size):
+            idx = order[start:start + cfg.trajectory_batch_size]
+            loss = F.cross_entropy(head(x_tr[idx], ts), y_tr[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        acc = accuracy(head, x_va, y_va, ts, cfg.trajectory_batch_size * 8)
+        if acc > best_acc:
+            best_acc, best_epoch, best_state = acc, epoch, copy.deepcopy(head.state_dict())
+    head.load_state_dict(best_state)
+    return FittedHead(head.eval(), lr, best_epoch, best_acc, float("nan"))
+
+
+@torch.no_grad()
+def accuracy(head: nn.Module, x: Tensor, y: Tensor, ts: Tensor, chunk: int) -> float:
+    head.eval()
+    correct = sum(int((head(x[s:s + chunk], ts).argmax(-1) == y[s:s + chunk]).sum())
+                  for s in range(0, len(y), chunk))
+    return correct / len(y)
+
+
+@dataclass
+class TrajectoryInputs:
+    """Standardised codes of the three splits at every t any K needs, read once from the cache."""
+
+    ts: list[float]         # the union of the grids, sorted
+    features: list[Tensor]  # train, val, test: (N, len(ts), d)
+    labels: list[Tensor]
+    static: bool            # codes ignore t: every t holds the same code
+
+    @classmethod
+    def read(cls, encoded: Encoded, grids: Sequence[Sequence[float]]) -> TrajectoryInputs:
+        ts = sorted({t for grid in grids for t in grid})
+        static = not encoded.method.time_conditioned
+        read_ts = ts[:1] if static else ts  # a static method's code is the same at every t
+        splits = ("train", "val", "test")
+        feats = standardise(*(encoded.features(s, read_ts).to(encoded.device) for s in splits))
+        if static:
+            feats = [f.expand(len(ts), -1, -1) for f in feats]
+        labels = [encoded.data.split(s).labels.to(encoded.device) for s in splits]
+        return cls(ts, [f.transpose(0, 1).contiguous() for f in feats], labels, static)
+
+    def at(self, times: Sequence[float]) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """The (N, K, d) codes of every split at ``times`` (in order), with the labels, and ``times``."""
+        index = [self.ts.index(t) for t in times]
+        device = self.features[0].device
+        splits = [(f[:, index], y) for f, y in zip(self.features, self.labels)]
+        return torch.tensor(times, dtype=torch.float32, device=device), splits
+
+
+@register_protocol
+class Trajectory:
+    name = "trajectory"
+    config_cls = TrajectoryConfig
+    metrics = ("accuracy",)
+    test_metrics = ("accuracy",)
+    notes = """
+For K in {1, 2, 3, 6, 11, 21}, the codes at K times evenly spaced on [0, 1]
+(t = 0 and 1 included; K = 1 is t = 0.5), standardised with train statistics
+and ordered by t, go to each head: `mlp` (the K codes concatenated, Linear -
+ReLU - Dropout 0.25 - Linear, hidden 2 x width), `gru` (a GRU of the given
+width over the sequence, dropout, Linear on the last state), `transformer`
+(Linear to the width + dropout, a sinusoidal encoding of t itself, a learned
+CLS token appended last, one post-norm block with 4 heads and FFN 2 x width
+applied twice with shared weights, as in the follow-up's code; classify from
+the CLS output), and `mlp-best-t`: one MLP per point of the K, the point with
+the best validation accuracy reported: the best single t on the same grid,
+which a trajectory head must beat. Adam, weight decay 1e-5, batch 256; the
+learning rate (from `trajectory_lrs`) and epoch are chosen on the validation
+split, the test split is scored once. A static method's codes are the same at
+every t, so it is evaluated once, at K = 1, and reported at every K. The follow-up paper uses width
+256, 100 epochs and 6 learning rates (the `paper` preset); the `quick` preset
+uses width 64, 2 learning rates, 30 epochs on digits and 10 on MNIST. Run it
+with `--set latent_dim=2` for the paper's 2-d latent.
+"""
+
+    def run(self, encoded: Encoded, cfg: TrajectoryConfig) -> list[Record]:
+        if not encoded.method.time_conditioned:
+            # Its K codes are K copies of one: evaluated at K = 1, reported at every K.
+            records = self._evaluate(encoded, cfg, {1: trajectory_times(1)})
+            return [dataclasses.replace(r, points=k, extra={**r.extra, "evaluated_points": 1})
+                    for k in cfg.trajectory_points for r in records]
+        return self._evaluate(encoded, cfg, {k: trajectory_times(k) for k in cfg.trajectory_points})
+
+    def _evaluate(self, encoded: Encoded, cfg: TrajectoryConfig, grids: dict[int, tuple[float, ...]]
+                  ) -> list[Record]:
+        inputs = TrajectoryInputs.read(encoded, list(grids.values()))
+        n_classes, in_dim = encoded.data.num_classes, inputs.features[0].shape[-1]
+        records: list[Record] = []
+        if "mlp-best-t" in cfg.trajectory_heads:
+            records += _best_single_t(encoded, cfg, inputs, grids)
+        for head in (h for h in cfg.trajectory_heads if h in SEQUENCE_HEADS):
+            for k, times in grids.items():
+                ts, splits = inputs.at(times)
+                fitted = fit_select_head(functools.partial(make_head, head, k, in_dim, n_classes, cfg), ts, *splits,
+                                         cfg=cfg, seed=encoded.seed, desc=f"{head} K={k}",
+                                         progress=encoded.progress)
+                records.append(Record("accuracy", fitted.test_accuracy, head=head, points=k, extra={
+                    "lr": fitted.lr, "epoch": fitted.epoch, "val_accuracy": fitted.val_accuracy}))
+        return records
+
+
+def _best_single_t(encoded: Encoded, cfg: TrajectoryConfig, inputs: TrajectoryInputs,
+                   grids: dict[int, tuple[float, ...]]) -> list[Record]:
+    """One MLP per t of the union grid (batched), then per K the point best on validation."""
+    ts = inputs.ts[:1] if inputs.static else inputs.ts
+    per_t = [f[:, :len(ts)].transpose(0, 1) for f in inputs.features]  # (T, N, d)
+    sel = fit_select_score(*zip(per_t, inputs.labels), n_classes=encoded.data.num_classes,
+                           lrs=cfg.trajectory_lrs, epochs=cfg.trajectory_epochs,
+                           batch_size=cfg.trajectory_batch_size, hidden=2 * cfg.trajectory_width,
+                           dropout=cfg.trajectory_dropout, weight_decay=cfg.trajectory_weight_decay,
+                           seed=encoded.seed, progress=encoded.progress)
+    records = []
+    for k, times in grids.items():
+        candidates = [0] if inputs.static else [ts.index(t) for t in times]
+        best = max(candidates, key=lambda i: (sel.val_accuracy[i], -i))
+        records.append(Record("accuracy", sel.test_accuracy[best], head="mlp-best-t", points=k, extra={
+            "t": None if inputs.static else ts[best], "lr": sel.lr[best], "epoch": sel.epoch[best],
+            "val_accuracy": sel.val_accuracy[best]}))
+    return records
