@@ -66,6 +66,8 @@ def quick(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "probe_hidden": 512, "probe_dropout": 0.25, "probe_weight_decay": 1e-5,
         "trajectory_lrs": (1e-3, 3e-3), "trajectory_epochs": 30 if tiny else 10,
         "trajectory_batch_size": 256, "trajectory_width": 64,
+        # The heads cost O(K) per image: on a CPU they learn from 10000 labelled images at most.
+        "trajectory_train_images": 0 if tiny else 10_000,
     }
 
 

@@ -34,7 +34,8 @@ class Attention:
     test_metrics = ("attention", "attention_cls", "accuracy")  # all measured on the test split
     notes = """
 The `transformer` head of the `trajectory` protocol, trained the same way
-(learning rate and epoch chosen on validation) on the codes at K = 11 times
+(learning rate and epoch chosen on validation, on MNIST's `quick` preset from
+the same 10000 labelled training images) on the codes at K = 11 times
 t = 0, 0.1, ..., 1. `attention` at t is the softmax weight the CLS query puts
 on the token of t in the last block application, averaged over the
 Transformer's heads and over the test images; `attention_cls` is the weight
@@ -48,18 +49,19 @@ paper reads the attention of its 5-seed Transformer the same way.
 
     def run(self, encoded: Encoded, cfg: AttentionConfig) -> list[Record]:
         times = trajectory_times(cfg.attention_points)
-        inputs = TrajectoryInputs.read(encoded, [times])
+        inputs = TrajectoryInputs.read(encoded, [times], cfg.trajectory_train_images)
         ts, (train, val, test) = inputs.at(times)
         in_dim = inputs.features[0].shape[-1]
         fitted = fit_select_head(
             lambda: make_head("transformer", len(times), in_dim, encoded.data.num_classes, cfg),
             ts, train, val, test, cfg=cfg, seed=encoded.seed, desc="transformer", progress=encoded.progress)
         weights = cls_attention(fitted.module, test[0], ts, cfg.trajectory_batch_size * 8)
-        chosen = {"lr": fitted.lr, "epoch": fitted.epoch, "val_accuracy": fitted.val_accuracy}
+        chosen = {"lr": fitted.lr, "epoch": fitted.epoch, "val_accuracy": fitted.val_accuracy,
+                  **(inputs.split_info or {})}
         records = [Record("attention", float(weights[i]), t=t, extra=chosen) for i, t in enumerate(times)]
         records.append(Record("attention_cls", float(weights[-1]), extra=chosen))
         records.append(Record("accuracy", fitted.test_accuracy, points=len(times), head="transformer",
-                              extra=chosen))
+                              labels=inputs.train_images, extra=chosen))
         return records
 
 

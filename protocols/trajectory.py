@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from protocols.base import Encoded, Record, register_protocol
 from protocols.batched import fit_select_score, standardise
+from protocols.labels import save_subset, stratified_subset
 from protocols.sequence_heads import SEQUENCE_HEADS, ConcatMLP, GRUHead, TransformerHead
 
 HEADS = (*SEQUENCE_HEADS, "mlp-best-t")
@@ -47,6 +49,7 @@ class SequenceHeadConfig:
     trajectory_width: int = 256  # GRU state and Transformer width; the MLPs' hidden layer is twice this
     trajectory_dropout: float = 0.25
     trajectory_weight_decay: float = 1e-5
+    trajectory_train_images: int = 0  # labelled training images the heads learn from; 0: all
     transformer_layers: int = 2
     transformer_heads: int = 4
     transformer_shared: bool = True  # one block applied transformer_layers times, as in the follow-up's code
@@ -54,6 +57,8 @@ class SequenceHeadConfig:
     def __post_init__(self):
         if not self.trajectory_lrs or any(lr <= 0 for lr in self.trajectory_lrs):
             raise ValueError(f"trajectory_lrs must be positive; got {self.trajectory_lrs!r}")
+        if self.trajectory_train_images < 0:
+            raise ValueError(f"trajectory_train_images must be >= 0 (0: all); got {self.trajectory_train_images}")
         for name in ("trajectory_epochs", "trajectory_batch_size", "trajectory_width",
                      "transformer_layers", "transformer_heads"):
             if getattr(self, name) < 1:
@@ -157,9 +162,14 @@ class TrajectoryInputs:
     features: list[Tensor]  # train, val, test: (N, len(ts), d)
     labels: list[Tensor]
     static: bool            # codes ignore t: every t holds the same code
+    train_images: int | None = None  # the size of the labelled training subset, None when all are used
+    split_info: dict | None = None   # where that subset's indices are saved, and their hash
 
     @classmethod
-    def read(cls, encoded: Encoded, grids: Sequence[Sequence[float]]) -> TrajectoryInputs:
+    def read(cls, encoded: Encoded, grids: Sequence[Sequence[float]], train_images: int = 0
+             ) -> TrajectoryInputs:
+        """The codes at every t of ``grids``; the heads learn from ``train_images`` labelled
+        training images (a stratified subset drawn from the seed, saved like lowlabel's), or all."""
         ts = sorted({t for grid in grids for t in grid})
         static = not encoded.method.time_conditioned
         read_ts = ts[:1] if static else ts  # a static method's code is the same at every t
@@ -168,7 +178,15 @@ class TrajectoryInputs:
         if static:
             feats = [f.expand(len(ts), -1, -1) for f in feats]
         labels = [encoded.data.split(s).labels.to(encoded.device) for s in splits]
-        return cls(ts, [f.transpose(0, 1).contiguous() for f in feats], labels, static)
+        inputs = cls(ts, [f.transpose(0, 1).contiguous() for f in feats], labels, static)
+        if 0 < train_images < len(labels[0]):
+            subset = stratified_subset(encoded.data.train.labels, train_images, encoded.seed)
+            name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{encoded.data.name}-train-{train_images}-seed{encoded.seed}")
+            inputs.split_info = save_subset(subset, encoded.artifacts, name)
+            index = subset.to(encoded.device)
+            inputs.features[0], inputs.labels[0] = inputs.features[0][index], inputs.labels[0][index]
+            inputs.train_images = train_images
+        return inputs
 
     def at(self, times: Sequence[float]) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         """The (N, K, d) codes of every split at ``times`` (in order), with the labels, and ``times``."""
@@ -200,8 +218,11 @@ learning rate (from `trajectory_lrs`) and epoch are chosen on the validation
 split, the test split is scored once. A static method's codes are the same at
 every t, so it is evaluated once, at K = 1, and reported at every K. The follow-up paper uses width
 256, 100 epochs and 6 learning rates (the `paper` preset); the `quick` preset
-uses width 64, 2 learning rates, 30 epochs on digits and 10 on MNIST. Run it
-with `--set latent_dim=2` for the paper's 2-d latent.
+uses width 64, 2 learning rates, 30 epochs on digits and, on MNIST, 10 epochs
+on a stratified subset of 10000 labelled training images (`labels` column;
+`trajectory_train_images`, 0 for all; its indices are saved under
+`results/artifacts/splits/`, as the lowlabel protocol's). Run it with
+`--set latent_dim=2` for the paper's 2-d latent.
 """
 
     def run(self, encoded: Encoded, cfg: TrajectoryConfig) -> list[Record]:
@@ -214,7 +235,7 @@ with `--set latent_dim=2` for the paper's 2-d latent.
 
     def _evaluate(self, encoded: Encoded, cfg: TrajectoryConfig, grids: dict[int, tuple[float, ...]]
                   ) -> list[Record]:
-        inputs = TrajectoryInputs.read(encoded, list(grids.values()))
+        inputs = TrajectoryInputs.read(encoded, list(grids.values()), cfg.trajectory_train_images)
         n_classes, in_dim = encoded.data.num_classes, inputs.features[0].shape[-1]
         records: list[Record] = []
         if "mlp-best-t" in cfg.trajectory_heads:
@@ -225,8 +246,10 @@ with `--set latent_dim=2` for the paper's 2-d latent.
                 fitted = fit_select_head(functools.partial(make_head, head, k, in_dim, n_classes, cfg), ts, *splits,
                                          cfg=cfg, seed=encoded.seed, desc=f"{head} K={k}",
                                          progress=encoded.progress)
-                records.append(Record("accuracy", fitted.test_accuracy, head=head, points=k, extra={
-                    "lr": fitted.lr, "epoch": fitted.epoch, "val_accuracy": fitted.val_accuracy}))
+                records.append(Record("accuracy", fitted.test_accuracy, head=head, points=k,
+                                      labels=inputs.train_images, extra={
+                    "lr": fitted.lr, "epoch": fitted.epoch, "val_accuracy": fitted.val_accuracy,
+                    **(inputs.split_info or {})}))
         return records
 
 
@@ -244,7 +267,8 @@ def _best_single_t(encoded: Encoded, cfg: TrajectoryConfig, inputs: TrajectoryIn
     for k, times in grids.items():
         candidates = [0] if inputs.static else [ts.index(t) for t in times]
         best = max(candidates, key=lambda i: (sel.val_accuracy[i], -i))
-        records.append(Record("accuracy", sel.test_accuracy[best], head="mlp-best-t", points=k, extra={
+        records.append(Record("accuracy", sel.test_accuracy[best], head="mlp-best-t", points=k,
+                              labels=inputs.train_images, extra={
             "t": None if inputs.static else ts[best], "lr": sel.lr[best], "epoch": sel.epoch[best],
-            "val_accuracy": sel.val_accuracy[best]}))
+            "val_accuracy": sel.val_accuracy[best], **(inputs.split_info or {})}))
     return records
