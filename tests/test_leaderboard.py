@@ -204,3 +204,40 @@ def test_format_summary(tmp_path):
     assert drl.split()[-2:] == [f"{100 * statistics.mean([0.90, 0.92, 0.97]):.2f}", "80.00"]
     assert "loss" in text
     assert format_summary(_frame(tmp_path), "digits", "nope").startswith("no results")
+
+
+def _rows(protocol, records_by_seed):
+    rows = []
+    for seed, records in records_by_seed.items():
+        for r in records:
+            rows.append({"dataset": "toy", "method": "drl", "protocol": protocol, "seed": seed,
+                         "metric": r.metric, "value": r.value, "t": r.t, "t2": r.t2, "head": r.head,
+                         "points": r.points})
+    return pd.DataFrame(rows)
+
+
+def test_trajectory_page_has_a_column_per_k_and_a_plot(tmp_path):
+    frame = _rows("trajectory", {s: [Record("accuracy", 0.5 + 0.01 * k + 0.001 * s, head=h, points=k)
+                                     for h in ("gru", "mlp") for k in (1, 3, 21)] for s in (0, 1)})
+    generate(frame, tmp_path)
+    page = (tmp_path / "toy" / "trajectory.md").read_text()
+    assert "| method | preset | head | K=1 | K=3 | K=21 |" in page
+    assert "![accuracy against the number of points K](trajectory_accuracy_vs_points.png)" in page
+    assert (tmp_path / "toy" / "trajectory_accuracy_vs_points.png").stat().st_size > 0
+
+
+def test_pairwise_metric_gets_a_heatmap_and_per_t_metrics_lines_or_bars(tmp_path):
+    ts = (0.0, 0.5, 1.0)
+    records = [Record("nmi", 1.0 if a == b else 0.5, t=a, t2=b) for a in ts for b in ts]
+    records += [Record("attention", 1 / 3, t=t) for t in ts] + [Record("label_nmi", t, t=t) for t in ts]
+    generate(_rows("mi", {0: records, 1: records}), tmp_path)
+    page = (tmp_path / "toy" / "mi.md").read_text()
+    assert "![nmi over pairs of t](mi_nmi_heatmap.png)" in page
+    assert "![attention over t](mi_attention_bars.png)" in page
+    assert "![label_nmi against t](mi_label_nmi_vs_t.png)" in page
+    assert "| method | preset | t2 | 0.0 | 0.5 | 1.0 |" in page
+    for name in ("mi_nmi_heatmap.png", "mi_attention_bars.png", "mi_label_nmi_vs_t.png"):
+        assert (tmp_path / "toy" / name).stat().st_size > 0
+    again = tmp_path / "again"
+    generate(_rows("mi", {0: records, 1: records}), again)
+    assert (again / "toy" / "mi_nmi_heatmap.png").read_bytes() == (tmp_path / "toy" / "mi_nmi_heatmap.png").read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import multiprocessing as mp
 import sqlite3
 
@@ -160,3 +161,30 @@ def test_unwritable_directory(tmp_path):
     with pytest.raises(StoreError, match="a_file"):
         ResultsStore(blocker / "results")
     assert issubclass(StoreError, RuntimeError)
+
+
+def test_a_version_1_store_is_migrated_in_place(tmp_path):
+    """A store written before t2 existed opens, keeps its rows, and gains the column."""
+    from benchmarks.store import _CREATE_INDEX, _CREATE_TABLE_V1, _V1_COLUMNS
+
+    path = tmp_path / "res" / "results.sqlite"
+    path.parent.mkdir()
+    con = sqlite3.connect(path)
+    con.execute(_CREATE_TABLE_V1)
+    con.execute(_CREATE_INDEX)
+    numeric = ("labels", "points", "wall_time_s", "pretrain_wall_time_s", "images_per_s", "peak_memory_mb")
+    row = {c: None if c in numeric else "" for c in _V1_COLUMNS}
+    row |= {"seed": 0, "value": 0.5, "t": 0.1, "metric": "accuracy", "setting": "{}", "versions": "{}", "config": "{}"}
+    columns = ", ".join(f'"{c}"' for c in _V1_COLUMNS)  # quoted: "commit" is an SQL keyword
+    con.execute(f"INSERT INTO results ({columns}) VALUES ({', '.join('?' * len(row))})",
+                [row[c] for c in _V1_COLUMNS])
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+
+    store = ResultsStore(tmp_path / "res")
+    assert store.schema_version == 2
+    old = store.frame()
+    assert len(old) == 1 and old.loc[0, "value"] == 0.5 and math.isnan(old.loc[0, "t2"])
+    store.write(_run(protocol="mi"), [Record("nmi", 0.7, t=0.0, t2=1.0)])
+    assert store.frame().set_index("protocol").loc["mi", "t2"] == 1.0
