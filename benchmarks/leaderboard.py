@@ -344,7 +344,7 @@ def _figure_kind(metric: str, rows: pd.DataFrame) -> str | None:
         return "heatmap"
     if rows["t"].notna().any():
         return "bars" if metric in BAR_METRICS else "vs_t"
-    if rows["points"].notna().any():
+    if rows["points"].nunique() > 1:  # one K (the attention protocol's head): the table says it all
         return "vs_points"
     return None
 
