@@ -47,10 +47,20 @@ def ksg_mi_from_distances(dx: Tensor, dy: Tensor, k: int = DEFAULT_NEIGHBOURS) -
     joint.fill_diagonal_(math.inf)
     eps = joint.kthvalue(k, dim=1).values[:, None]  # distance to the k-th neighbour in the joint space
     # Neighbours strictly closer than eps in each marginal space, the point itself excluded.
-    n_x = (dx < eps).sum(dim=1) - 1
-    n_y = (dy < eps).sum(dim=1) - 1
+    n_x = _within(dx, eps) - 1
+    n_y = _within(dy, eps) - 1
     value = _digamma(torch.tensor(k)) + _digamma(torch.tensor(n)) - (_digamma(n_x + 1) + _digamma(n_y + 1)).mean()
     return float(value)
+
+
+def _within(dist: Tensor, radius: Tensor) -> Tensor:
+    """Per row, the points strictly closer than ``radius``, or at distance 0 where the radius is 0.
+
+    Duplicate codes (collapsed encoders) give a radius of 0; counting them as scikit-learn does
+    keeps every count >= 1 (the point itself), so no digamma(0) = -inf reaches the estimate.
+    """
+    limit = torch.nextafter(radius, torch.zeros_like(radius))
+    return (dist <= limit).sum(dim=1)
 
 
 def ksg_ceiling(n: int, k: int = DEFAULT_NEIGHBOURS) -> float:
@@ -85,7 +95,7 @@ def label_mi(x: Tensor, labels: Tensor, k: int = DEFAULT_NEIGHBOURS) -> float:
         raise ValueError("label_mi needs at least two samples of some class")
     dist, radius = dist[keep][:, keep], radius[keep]
     # Samples of any class strictly within the radius, the point itself included (as scikit-learn counts).
-    m = (dist < radius[:, None]).sum(dim=1)
+    m = _within(dist, radius[:, None])
     n_kept = int(keep.sum())
     value = (_digamma(torch.tensor(n_kept)) + _digamma(k_used[keep]).mean()
              - _digamma(class_size[keep]).mean() - _digamma(m).mean())
