@@ -75,7 +75,8 @@ def ksg_nmi(x: Tensor, y: Tensor, k: int = DEFAULT_NEIGHBOURS) -> float:
 def label_mi(x: Tensor, labels: Tensor, k: int = DEFAULT_NEIGHBOURS) -> float:
     """I(x; y) in nats between (N, d) codes and (N,) integer labels (Ross 2014)."""
     n = len(labels)
-    dist = torch.cdist(x.double(), x.double())
+    # The exact (not matrix-product) form: self-distances are exactly 0, as the counts below assume.
+    dist = torch.cdist(x.double(), x.double(), compute_mode="donot_use_mm_for_euclid_dist")
     radius = torch.zeros(n, dtype=torch.float64)
     k_used = torch.zeros(n, dtype=torch.float64)
     class_size = torch.zeros(n, dtype=torch.float64)
