@@ -28,7 +28,7 @@ import pandas as pd
 from protocols.base import Record
 
 FILENAME = "results.sqlite"
-SCHEMA_VERSION = 2  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
+SCHEMA_VERSION = 3  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
 BUSY_TIMEOUT_S = 60.0
 EXPORT_FORMATS = ("csv", "json", "md")
 
@@ -44,6 +44,10 @@ _V1_COLUMNS = [
 ]  # fmt: skip
 # Column order of frame() and of every export (v2: t2, the second time of a pairwise number).
 COLUMNS = [*_V1_COLUMNS[:9], "t2", *_V1_COLUMNS[9:]]
+# v3 keeps a run's identity and provenance once, in the table ``runs``; ``results`` holds the
+# numbers and points to their run (one row per number would repeat kilobytes of config JSON).
+RECORD_COLUMNS = ["metric", "value", "t", "t2", "labels", "head", "points", "setting"]
+RUN_COLUMNS = [c for c in COLUMNS if c not in RECORD_COLUMNS]
 # Row order of frame(): deterministic, most significant first.
 SORT_COLUMNS = [
     "dataset", "protocol", "method", "variant", "preset", "seed",
@@ -71,10 +75,32 @@ _CREATE_TABLE_V1 = (
     + ")"
 )
 _CREATE_INDEX = "CREATE INDEX IF NOT EXISTS results_run ON results (" + ", ".join(RUN_KEY) + ")"
+
+def _quoted(columns: Sequence[str], table: str = "") -> str:
+    prefix = f"{table}." if table else ""
+    return ", ".join(f'{prefix}"{c}"' for c in columns)
+
+
+_RUN_MATCH = " AND ".join(f'runs."{k}" = results."{k}"' for k in RUN_KEY)
 # version reached -> statements that take the schema there from the version before.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (_CREATE_TABLE_V1, _CREATE_INDEX),
     2: (f"ALTER TABLE results ADD COLUMN {_column_sql('t2')}",),
+    3: (
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        + ", ".join(_column_sql(c) for c in RUN_COLUMNS) + f", UNIQUE ({_quoted(RUN_KEY)}))",
+        # A run's rows share their provenance: take it from the run's first row.
+        f"INSERT INTO runs ({_quoted(RUN_COLUMNS)}) SELECT {_quoted(RUN_COLUMNS)} FROM results "
+        f"WHERE id IN (SELECT MIN(id) FROM results GROUP BY {_quoted(RUN_KEY)}) ORDER BY id",
+        "CREATE TABLE numbers (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "run_id INTEGER NOT NULL REFERENCES runs (id), "
+        + ", ".join(_column_sql(c) for c in RECORD_COLUMNS) + ")",
+        f"INSERT INTO numbers (run_id, {_quoted(RECORD_COLUMNS)}) SELECT runs.id, "
+        f"{_quoted(RECORD_COLUMNS, 'results')} FROM results JOIN runs ON {_RUN_MATCH} ORDER BY results.id",
+        "DROP TABLE results",
+        "ALTER TABLE numbers RENAME TO results",
+        "CREATE INDEX results_run_id ON results (run_id)",
+    ),
 }
 
 
@@ -115,14 +141,8 @@ def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def _row(run: RunInfo, rec: Record, created_at: str) -> dict[str, Any]:
+def _number_row(rec: Record) -> dict[str, Any]:
     return {
-        "dataset": run.dataset,
-        "method": run.method,
-        "variant": run.variant,
-        "protocol": run.protocol,
-        "preset": run.preset,
-        "seed": int(run.seed),
         "metric": rec.metric,
         "value": _finite_or_none(rec.value),
         "t": _finite_or_none(rec.t),
@@ -131,6 +151,17 @@ def _row(run: RunInfo, rec: Record, created_at: str) -> dict[str, Any]:
         "head": rec.head,
         "points": None if rec.points is None else int(rec.points),
         "setting": _to_json(rec.extra),
+    }
+
+
+def _run_row(run: RunInfo, created_at: str) -> dict[str, Any]:
+    return {
+        "dataset": run.dataset,
+        "method": run.method,
+        "variant": run.variant,
+        "protocol": run.protocol,
+        "preset": run.preset,
+        "seed": int(run.seed),
         "config_hash": run.config_hash,
         "checkpoint": run.checkpoint,
         "commit": run.commit,
@@ -203,7 +234,8 @@ class ResultsStore:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[target]:
                     con.execute(statement)
-            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:  # only then: opening an up-to-date store writes nothing
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -219,29 +251,28 @@ class ResultsStore:
     def write(self, run: RunInfo, records: Sequence[Record]) -> int:
         """Replace the rows of ``run``'s key by ``records``; return how many were written."""
         created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        rows = [_row(run, rec, created_at) for rec in records]
+        numbers = [_number_row(rec) for rec in records]
         key = [getattr(run, k) for k in RUN_KEY]
         where = " AND ".join(f'"{k}" = ?' for k in RUN_KEY)
-        insert = (
-            "INSERT INTO results ("
-            + ", ".join(f'"{c}"' for c in COLUMNS)
-            + ") VALUES ("
-            + ", ".join(f":{c}" for c in COLUMNS)
-            + ")"
-        )
+        insert_run = (f"INSERT INTO runs ({_quoted(RUN_COLUMNS)}) "
+                      f"VALUES ({', '.join(f':{c}' for c in RUN_COLUMNS)})")
+        insert_numbers = (f"INSERT INTO results (run_id, {_quoted(RECORD_COLUMNS)}) "
+                          f"VALUES (:run_id, {', '.join(f':{c}' for c in RECORD_COLUMNS)})")
         try:
             with closing(self._connect()) as con:
                 con.execute("BEGIN IMMEDIATE")
                 try:
-                    con.execute(f"DELETE FROM results WHERE {where}", key)
-                    con.executemany(insert, rows)
+                    con.execute(f"DELETE FROM results WHERE run_id IN (SELECT id FROM runs WHERE {where})", key)
+                    con.execute(f"DELETE FROM runs WHERE {where}", key)
+                    run_id = con.execute(insert_run, _run_row(run, created_at)).lastrowid
+                    con.executemany(insert_numbers, [{**n, "run_id": run_id} for n in numbers])
                     con.execute("COMMIT")
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
         except sqlite3.Error as e:
             raise StoreError(f"cannot write to results store {self.path}: {e}") from e
-        return len(rows)
+        return len(numbers)
 
     # -- reading ----------------------------------------------------------------
 
@@ -252,8 +283,12 @@ class ResultsStore:
         ``head`` None where absent; ``setting``, ``versions``, ``config`` are JSON text.
         """
         # SQLite sorts NULL first; id breaks ties between otherwise identical rows.
-        order = ", ".join(f'"{c}"' for c in SORT_COLUMNS) + ", id"
-        query = "SELECT " + ", ".join(f'"{c}"' for c in COLUMNS) + f" FROM results ORDER BY {order}"
+        def qualified(c: str) -> str:
+            return f'{"runs" if c in RUN_COLUMNS else "results"}."{c}"'
+
+        order = ", ".join(qualified(c) for c in SORT_COLUMNS) + ", results.id"
+        query = (f"SELECT {', '.join(qualified(c) for c in COLUMNS)} FROM results "
+                 f"JOIN runs ON runs.id = results.run_id ORDER BY {order}")
         try:
             with closing(self._connect()) as con:
                 rows = con.execute(query).fetchall()

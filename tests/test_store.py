@@ -165,7 +165,7 @@ def test_unwritable_directory(tmp_path):
 
 def test_a_version_1_store_is_migrated_in_place(tmp_path):
     """A store written before t2 existed opens, keeps its rows, and gains the column."""
-    from benchmarks.store import _CREATE_INDEX, _CREATE_TABLE_V1, _V1_COLUMNS
+    from benchmarks.store import _CREATE_INDEX, _CREATE_TABLE_V1, _V1_COLUMNS, SCHEMA_VERSION
 
     path = tmp_path / "res" / "results.sqlite"
     path.parent.mkdir()
@@ -183,8 +183,30 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path):
     con.close()
 
     store = ResultsStore(tmp_path / "res")
-    assert store.schema_version == 2
+    assert store.schema_version == SCHEMA_VERSION
     old = store.frame()
     assert len(old) == 1 and old.loc[0, "value"] == 0.5 and math.isnan(old.loc[0, "t2"])
     store.write(_run(protocol="mi"), [Record("nmi", 0.7, t=0.0, t2=1.0)])
     assert store.frame().set_index("protocol").loc["mi", "t2"] == 1.0
+
+
+def test_provenance_is_kept_once_per_run(tmp_path):
+    store = ResultsStore(tmp_path / "res")
+    store.write(_run(), _records())
+    store.write(_run(seed=1), _records())
+    store.write(_run(), _records()[:1])  # rewriting a run replaces its run row and its numbers
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+        assert con.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 1 + len(_records())
+    df = store.frame()
+    assert (df["commit"] == "abc123").all() and sorted(df["seed"]) == [0] + [1] * len(_records())
+
+
+def test_opening_an_up_to_date_store_writes_nothing(tmp_path):
+    ResultsStore(tmp_path / "res").write(_run(), _records())
+    path = tmp_path / "res" / "results.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = path.read_bytes()
+    ResultsStore(tmp_path / "res").frame()
+    assert path.read_bytes() == before
