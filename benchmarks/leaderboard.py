@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import plots
-from benchmarks.plots import entry_name, format_t, is_accuracy
+from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
 
 ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
@@ -137,10 +137,6 @@ def _column_axis(agg: pd.DataFrame) -> str:
     return "points" if agg["t"].isna().all() and agg["points"].notna().any() else "t"
 
 
-def _missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
 def _value_columns(agg: pd.DataFrame, axis: str) -> list[tuple[str, float | None]]:
     """(header, value of the axis) per column, plus 'value' for rows without one."""
     values = sorted(agg[axis].dropna().unique())
@@ -176,7 +172,7 @@ def _metric_grid(agg: pd.DataFrame) -> _Grid:
         row = (rec["method"], rec["variant"], rec["preset"])
         row += tuple(_setting_text(rec[c]) for c in settings)
         rows[row] = None
-        at = None if _missing(rec[axis]) else (float if axis == "t" else int)(rec[axis])
+        at = None if is_missing(rec[axis]) else (float if axis == "t" else int)(rec[axis])
         grid.cells[(row, at)] = (rec["mean"], rec["std"], int(rec["n"]))
     grid.rows = list(rows)
     return grid

@@ -34,8 +34,13 @@ def entry_name(method: str, variant: str) -> str:
     return f"{method} [{variant}]" if variant else method
 
 
+def is_missing(value: object) -> bool:
+    """None, pandas' NA or NaN: a setting a row does not have."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def setting_text(value: object) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return ""
     return format_t(value) if isinstance(value, float) else str(value)
 
