@@ -269,15 +269,70 @@ def _commands_section(page: pd.DataFrame) -> list[str]:
     return [*lines, "```sh", *commands, "```", ""]
 
 
-def _protocol_notes(protocol: str) -> list[str]:
-    """The protocol's own account of how it differs from the papers and their code."""
+def _protocol_class(protocol: str) -> type | None:
     from protocols.base import PROTOCOLS  # the protocols registry, upstream of this module
 
     try:
-        notes = getattr(PROTOCOLS.get(protocol), "notes", "")
+        return PROTOCOLS.get(protocol)
     except KeyError:  # a store row of a protocol this checkout no longer has
-        return []
+        return None
+
+
+def _protocol_notes(protocol: str) -> list[str]:
+    """The protocol's own account of how it differs from the papers and their code."""
+    notes = getattr(_protocol_class(protocol), "notes", "")
     return ["## Protocol", "", notes.strip(), ""] if notes else []
+
+
+def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]) -> list[str]:
+    """Markdown: one row per value of ``row``, one column per entry and combination of ``columns``.
+
+    The shape of a paper's summary table (the DRL paper's Table 1: label counts x
+    initialisation x mixup). The best mean of each row is bold for accuracies.
+    """
+    rows = agg[agg["metric"] == metric]
+    if rows.empty:
+        return []
+
+    def column_name(rec: dict) -> str:
+        parts = [entry_name(rec["method"], rec["variant"]) if c == "method" else _setting_text(rec[c])
+                 for c in columns]
+        return " · ".join(p for p in parts if p)
+
+    cells: dict[tuple[str, str], tuple[float, float, int]] = {}
+    keys, heads = [], {}
+    for rec in rows.sort_values(["method", "variant", *[c for c in columns if c != "method"], row]).to_dict(
+            orient="records"):
+        key, head = _setting_text(rec[row]), column_name(rec)
+        if key not in keys:
+            keys.append(key)
+        heads[head] = None
+        cells[(key, head)] = (rec["mean"], rec["std"], int(rec["n"]))
+    keys.sort(key=lambda k: (len(k), k))  # numbers as numbers: 10 < 90 < 100
+    body = []
+    for key in keys:
+        found = [cells[(key, h)][0] for h in heads if (key, h) in cells]
+        best = _fmt_number(max(found), metric) if is_accuracy(metric) and len(found) > 1 else None
+        line = [key]
+        for h in heads:
+            stats = cells.get((key, h))
+            line.append("" if stats is None else
+                        format_cell(*stats, metric, bold=best == _fmt_number(stats[0], metric)))
+        body.append(line)
+    return _md_table([row, *heads], body)
+
+
+def _summary_section(protocol: str, agg: pd.DataFrame) -> list[str]:
+    """A protocol's ``summary`` layout ({title, row, columns, metrics}) as pivot tables, if it has one."""
+    layout = getattr(_protocol_class(protocol), "summary", None)
+    if not layout:
+        return []
+    lines = [f"## {layout['title']}", ""]
+    for metric in layout["metrics"]:
+        table = pivot_table(agg, metric, layout["row"], layout["columns"])
+        if table:
+            lines += [f"{metric}{' (%)' if is_accuracy(metric) else ''}:", "", *table, ""]
+    return lines
 
 
 def _page_text(
@@ -294,6 +349,7 @@ def _page_text(
     ]
     lines += _commands_section(page)
     lines += _protocol_notes(protocol)
+    lines += _summary_section(protocol, agg)
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
         if metric in figures:

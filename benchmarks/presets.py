@@ -46,6 +46,8 @@ def smoke(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "trajectory_points": (1, 2, 3), "trajectory_lrs": (1e-2,), "trajectory_epochs": 5,
         "trajectory_batch_size": 64, "trajectory_width": 8, "transformer_heads": 2,
         "attention_points": 3, "mi_samples": 45,
+        "semisup_warmup_epochs": 10, "semisup_rounds": 3, "semisup_batch_size": 32,
+        "semisup_labelled_batch": 8, "semisup_aug_num": 1, "semisup_k": 10, "semisup_align_iterations": 10,
     }
 
 
@@ -68,6 +70,10 @@ def quick(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "trajectory_batch_size": 256, "trajectory_width": 64,
         # The heads cost O(K) per image: on a CPU they learn from 10000 labelled images at most.
         "trajectory_train_images": 0 if tiny else 10_000,
+        # LaplaceNet cut to CPU minutes: 30 warm-up epochs, 15 rounds, one augmented copy; on MNIST a
+        # pool of 10000 training images (labelled ones included) rather than 54000.
+        "semisup_warmup_epochs": 30, "semisup_rounds": 15, "semisup_batch_size": 64,
+        "semisup_labelled_batch": 16, "semisup_aug_num": 1, "semisup_train_images": 0 if tiny else 10_000,
     }
 
 
@@ -88,6 +94,10 @@ def paper(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         # The follow-up's trajectory heads: width 256, 100 epochs, the probe's lr grid.
         "trajectory_lrs": (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5), "trajectory_epochs": 100,
         "trajectory_batch_size": 256, "trajectory_width": 256,
+        # LaplaceNet as the DRL paper ran it (Appendix G): 100 supervised warm-up epochs, 260 rounds,
+        # LaplaceNet's batch of 100 with 16 labelled, 3 augmented copies, the whole training split.
+        "semisup_warmup_epochs": 100, "semisup_rounds": 260, "semisup_batch_size": 100,
+        "semisup_labelled_batch": 16, "semisup_aug_num": 3, "semisup_train_images": 0,
     }
 
 

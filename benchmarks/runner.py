@@ -78,6 +78,11 @@ def validate(req: RunRequest) -> Plan:
     _check_names("preset", (req.preset,), list(PRESETS))
     if not req.seeds:
         raise UsageError("--seeds is empty; give integers such as 0,1,2")
+    init = next((pair for pair in req.overrides if pair.partition("=")[0].strip() == "init"), None)
+    if init is not None:  # the paper's wording for semisup; here the initialising encoder is the method
+        raise UsageError(f"--set {init}: the semisup initialisation is the method itself; run "
+                         f"--method {init.partition('=')[2] or 'drl'} --protocol semisup "
+                         f"(valid: none for a random initialisation, or {', '.join(available_methods())})")
     classes = [get_method_class(m).config_cls for m in req.methods] + [Budget]
     classes += [create_protocol(p).config_cls for p in req.protocols]
     try:
@@ -124,6 +129,9 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
         budget = config_from_settings(Budget, settings)
         protocols = {p: create_protocol(p) for p in req.protocols}
         protocol_cfgs = {p: config_from_settings(protocols[p].config_cls, settings) for p in req.protocols}
+        for p, protocol in protocols.items():  # settings that only the data can refute (label counts...)
+            if hasattr(protocol, "check_data"):
+                protocol.check_data(data, protocol_cfgs[p])
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
     variant = canonical_variant(plan.overrides)
@@ -177,6 +185,9 @@ def _fitted_method(name: str, cfg: Any, budget: Budget, data: DataSplits, seed: 
         history = History(**saved["history"])
         log(f"{name} seed {seed}: reusing pretrained checkpoint {ckpt} (no training)")
         return method, history
+    if not method.pretrains:
+        log(f"{name} seed {seed}: no pretraining (the encoder at its seeded random initialisation)")
+        return method, method.fit(data.train, budget, progress=progress)
     log(f"{name} seed {seed}: pretraining {budget.iterations} steps x {budget.batch_size} images "
         f"({method.num_parameters() / 1e6:.2f} M parameters), checkpoint {ckpt}")
     history = method.fit(data.train, budget, progress=progress)

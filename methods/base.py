@@ -79,6 +79,7 @@ class Method:
     name: ClassVar[str]
     time_conditioned: ClassVar[bool]
     probabilistic: ClassVar[bool] = False  # the encoder outputs (mean, log-variance); codes are the mean
+    pretrains: ClassVar[bool] = True  # False: fit learns nothing (the untrained baseline ``none``)
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
 
     def __init__(self, cfg: MethodConfig, spec: DataSpec):
@@ -224,7 +225,8 @@ def seed_everything(seed: int) -> None:
 
 
 # -- registry --------------------------------------------------------------------------------
-METHODS: Registry[type[Method]] = Registry("method", ["methods.drl", "methods.autoencoders", "methods.simclr"])
+METHODS: Registry[type[Method]] = Registry(
+    "method", ["methods.drl", "methods.autoencoders", "methods.simclr", "methods.untrained"])
 register_method = METHODS.register
 available_methods = METHODS.names
 get_method_class = METHODS.get

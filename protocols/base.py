@@ -97,10 +97,14 @@ class Evaluation(Protocol):
 
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 
+    # Optional: ``check_data(data, cfg)`` raises ValueError (one line) when the settings cannot work
+    # on this dataset (label counts larger than its training split...); the runner calls it before
+    # anything is computed.
+
 
 PROTOCOLS: Registry[type] = Registry(
     "protocol", ["protocols.probe", "protocols.lowlabel", "protocols.svm", "protocols.silhouette",
-                 "protocols.trajectory", "protocols.mi", "protocols.attention"])
+                 "protocols.trajectory", "protocols.mi", "protocols.attention", "protocols.semisup"])
 register_protocol = PROTOCOLS.register
 available_protocols = PROTOCOLS.names
 

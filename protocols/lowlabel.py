@@ -13,6 +13,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from benchmarks.data import DataSplits
 from protocols.base import Encoded, Record, register_protocol
 from protocols.labels import label_ladder, save_subset, stratified_subset
 from protocols.probe import ProbeConfig, ProbeInputs, probe_records
@@ -44,6 +45,11 @@ every method of a seed sees the same labels; its indices are saved under
 `results/artifacts/splits/` and their hash is stored with every number
 (`split_sha256`).
 """
+
+    def check_data(self, data: DataSplits, cfg: LowLabelConfig) -> None:
+        labels = data.train.labels
+        for n in label_ladder(len(labels), data.num_classes, cfg.label_counts):
+            stratified_subset(labels, n, seed=0)
 
     def run(self, encoded: Encoded, cfg: LowLabelConfig) -> list[Record]:
         train_labels = encoded.data.train.labels

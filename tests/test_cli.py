@@ -75,13 +75,13 @@ def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "methods: " in out and "drl" in out and "vdrl" in out
-    assert "protocols: attention, lowlabel, mi, probe, silhouette, svm, trajectory" in out and "presets: smoke, quick, paper" in out
+    assert "protocols: attention, lowlabel, mi, probe, semisup, silhouette, svm, trajectory" in out and "presets: smoke, quick, paper" in out
     assert "datasets: cifar10, cifar100, digits, folder:PATH, miniimagenet, mnist" in out
 
 
 BAD_INPUT = [
     (["--method", "drll"], "unknown method 'drll'; valid: "),
-    (["--protocol", "prob"], "unknown protocol 'prob'; valid: attention, lowlabel, mi, probe, silhouette, svm, trajectory"),
+    (["--protocol", "prob"], "unknown protocol 'prob'; valid: attention, lowlabel, mi, probe, semisup, silhouette, svm, trajectory"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: "),
     (["--preset", "fast"], "unknown preset 'fast'; valid: smoke, quick, paper"),
     (["--seeds", "0,a"], "not a comma-separated list of integers"),
@@ -91,6 +91,10 @@ BAD_INPUT = [
     (["--set", "t_values=0,1.5"], "t_values must lie in [0, 1]"),
     (["--set", "heads=svm"], "unknown probe head"),
     (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--protocol", "semisup", "--set", "init=ae"], "--set init=ae: the semisup initialisation is the method"),
+    (["--protocol", "semisup", "--set", "semisup_labels=7"], "cannot draw a balanced set of 7 labels"),
+    (["--protocol", "semisup", "--set", "t_init=1.0"], "t_init must lie in (0, 1)"),
+    (["--protocol", "lowlabel", "--set", "label_counts=5000"], "cannot draw 5000 labelled images"),
     (["--dataset", "mnist", "--data-root", "/nonexistent"], "/nonexistent"),
 ]
 
