@@ -387,7 +387,8 @@ def _write_page(
 
 
 _CAPTIONS = {"heatmap": "{} over pairs of t", "bars": "{} over t", "vs_t": "{} against t",
-             "vs_points": "{} against the number of points K"}
+             "vs_points": "{} against the number of points K",
+             "vs_labels": "{} against the number of labelled images"}
 
 
 def _figure_kind(metric: str, rows: pd.DataFrame) -> str | None:
@@ -398,6 +399,8 @@ def _figure_kind(metric: str, rows: pd.DataFrame) -> str | None:
         return "bars" if metric in BAR_METRICS else "vs_t"
     if rows["points"].nunique() > 1:  # one K (the attention protocol's head): the table says it all
         return "vs_points"
+    if rows["labels"].nunique() > 1:
+        return "vs_labels"
     return None
 
 
@@ -418,8 +421,10 @@ def _draw_figures(agg: pd.DataFrame, title: str, folder: Path, stem: str) -> dic
             plots.plot_bars_over_t(rows, metric, title, path)
         elif kind == "vs_t":
             plots.plot_metric_vs_t(rows, metric, title, path, settings)
-        else:
+        elif kind == "vs_points":
             plots.plot_metric_vs_points(rows, metric, title, path, settings)
+        else:
+            plots.plot_metric_vs_labels(rows, metric, title, path, settings)
         figures[metric] = (file, _CAPTIONS[kind].format(metric))
     return figures
 

@@ -157,6 +157,16 @@ def plot_metric_vs_points(agg: pd.DataFrame, metric: str, title: str, path: Path
                ticks, [c for c in settings if c not in ("head", "points")], log_x=True)
 
 
+def plot_metric_vs_labels(agg: pd.DataFrame, metric: str, title: str, path: Path,
+                          settings: Sequence[str]) -> None:
+    """A metric against the number of labelled images (semi-supervised), one subplot per head."""
+    def ticks(ns: list) -> tuple[list, list[str]]:
+        return [int(n) for n in ns], [str(int(n)) for n in ns]
+
+    _line_plot(agg[agg["labels"].notna()], "labels", metric, title, path, "labelled images (log scale)",
+               ticks, [c for c in settings if c not in ("head", "labels")], log_x=True)
+
+
 def plot_heatmaps(agg: pd.DataFrame, metric: str, title: str, path: Path) -> None:
     """A pairwise metric over (t, t2): one heatmap of the seed mean per entry, colour scale [0, 1]."""
     labels = _line_labels(agg, [])

@@ -78,8 +78,11 @@ def quick(image_shape: tuple[int, int, int]) -> dict[str, Any]:
 
 
 def paper(image_shape: tuple[int, int, int]) -> dict[str, Any]:
+    # Mini-ImageNet's 84x84 images get LaplaceNet's ResNet-18 (512-d code); the rest WRN-28-2.
+    large = image_shape[1] >= 64
     return {
-        "encoder": "wrn28_2", "encoder_width": 16, "latent_dim": 128,
+        "encoder": "resnet18" if large else "wrn28_2", "encoder_width": 64 if large else 16,
+        "latent_dim": 512 if large else 128,
         "hflip": not _small_images(image_shape),
         # Width 24 matches the reference NCSN++-small's 1.3 M parameters on CIFAR-10 (its blocks
         # are heavier than ours at width 16: BigGAN up/down-sampling residual blocks).

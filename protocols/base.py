@@ -94,6 +94,9 @@ class Evaluation(Protocol):
     metrics: ClassVar[tuple[str, ...]]       # every metric its records may carry
     test_metrics: ClassVar[tuple[str, ...]]  # those measured on the test split; all others are chosen on validation
     notes: ClassVar[str]  # markdown for its leaderboard page: what it does, where it departs from the papers
+    # Optional: ``fine_tunes = True`` for a protocol that trains a *copy* of the encoder on images
+    # (semisup) instead of reading cached codes; ``summary = {title, row, columns, metrics}`` for a
+    # paper-shaped pivot table at the top of its page.
 
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 

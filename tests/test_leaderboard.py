@@ -76,6 +76,7 @@ def test_deterministic_bytes(tmp_path):
         "digits/probe_accuracy_vs_t.png",
         "digits/svm.md",
         "digits/svm.csv",
+        "digits/svm_accuracy_vs_labels.png",  # numbers at several label counts and no t
     }
 
 
@@ -241,3 +242,21 @@ def test_pairwise_metric_gets_a_heatmap_and_per_t_metrics_lines_or_bars(tmp_path
     again = tmp_path / "again"
     generate(_rows("mi", {0: records, 1: records}), again)
     assert (again / "toy" / "mi_nmi_heatmap.png").read_bytes() == (tmp_path / "toy" / "mi_nmi_heatmap.png").read_bytes()
+
+
+def test_semisup_page_has_the_shape_of_table_1(tmp_path):
+    rows = []
+    for method, head, acc in (("none", "no mixup", 0.70), ("drl", "no mixup", 0.80), ("drl", "mixup", 0.75)):
+        for seed in (0, 1):
+            for labels in (10, 100):
+                rows.append({"dataset": "toy", "method": method, "protocol": "semisup", "seed": seed,
+                             "metric": "accuracy", "value": acc + labels / 1000 + seed / 100, "head": head,
+                             "labels": labels})
+    generate(pd.DataFrame(rows), tmp_path)
+    page = (tmp_path / "toy" / "semisup.md").read_text()
+    assert "## Table 1: test accuracy by label count, initialisation and mixup" in page
+    assert "| labels | drl · mixup | drl · no mixup | none · no mixup |" in page
+    # Rows sorted as numbers; cells mean ± std (n) over seeds; the best of a row in bold.
+    assert "| 10 | 76.50 ± 0.71 (2) | **81.50** ± 0.71 (2) | 71.50 ± 0.71 (2) |" in page
+    assert page.index("| 10 |") < page.index("| 100 |")
+    assert "![accuracy against the number of labelled images](semisup_accuracy_vs_labels.png)" in page

@@ -7,7 +7,7 @@ from methods.nets.encoders import create_encoder
 from methods.nets.score_unet import ScoreUNet
 
 
-@pytest.mark.parametrize("name,width,pooled", [("cnn", 8, 32), ("wrn28_2", 16, 128)])
+@pytest.mark.parametrize("name,width,pooled", [("cnn", 8, 32), ("wrn28_2", 16, 128), ("resnet18", 8, 64)])
 def test_encoder_pooled_code_and_projection(name, width, pooled):
     x, level = torch.randn(4, 3, 32, 32), torch.randn(4)
     enc = create_encoder(name, 3, pooled, width).eval()
@@ -23,6 +23,12 @@ def test_wrn28_2_has_28_layers_of_depth():
     convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert len(convs) == 25  # the stem and two 3x3 convs in each of 12 blocks: depth 28 = 6 * 4 + 4
     assert len(enc.blocks) == 12
+
+
+def test_resnet18_has_two_blocks_per_stage_and_a_512_d_code():
+    enc = create_encoder("resnet18", 3, 512, 64)
+    assert len(enc.blocks) == 8 and enc.stage_widths == (64, 128, 256, 512) and enc.feature_dim == 512
+    assert 10e6 < sum(p.numel() for p in enc.parameters()) < 13e6  # ResNet-18's 11 M, without its fc
 
 
 def test_time_enters_every_block_as_a_bias():
@@ -60,5 +66,5 @@ def test_score_unet_is_conditioned_on_the_code():
 
 
 def test_unknown_encoder_is_rejected():
-    with pytest.raises(ValueError, match="valid: cnn, wrn28_2"):
+    with pytest.raises(ValueError, match="valid: cnn, wrn28_2, resnet18"):
         create_encoder("resnet50", 3, 8, 8)

@@ -2,7 +2,8 @@
 learned embedding of t as a per-channel bias after its first convolution.
 
 ``wrn28_2`` is the DRL paper's WRN-28-2 (widths 16/32/64/128, 4 blocks per
-stage, 128-d pooled output); ``cnn`` is the same design shrunk to one block per
+stage, 128-d pooled output); ``resnet18`` is LaplaceNet's Mini-ImageNet network
+in the same pre-activation form (512-d pooled output); ``cnn`` is the same design shrunk to one block per
 stage for 8x8 digits and 28x28 MNIST on a CPU. A static encoder
 (``time_conditioned=False``) has no time path at all, so its codes cannot
 depend on t.
@@ -94,7 +95,13 @@ def wrn28_2(in_channels: int, out_dim: int, width: int = 16, **kw) -> TimeCondit
     return TimeConditionedResNet(in_channels, width, (2 * width, 4 * width, 8 * width), 4, out_dim, **kw)
 
 
-ENCODERS: dict[str, Callable[..., TimeConditionedResNet]] = {"cnn": cnn, "wrn28_2": wrn28_2}
+def resnet18(in_channels: int, out_dim: int, width: int = 64, **kw) -> TimeConditionedResNet:
+    # LaplaceNet's Mini-ImageNet classifier, in the same pre-activation, time-biased form:
+    # 2 blocks per stage, widths 64/128/256/512 (width=64), a 3x3 stem, 512-d pooled code.
+    return TimeConditionedResNet(in_channels, width, (width, 2 * width, 4 * width, 8 * width), 2, out_dim, **kw)
+
+
+ENCODERS: dict[str, Callable[..., TimeConditionedResNet]] = {"cnn": cnn, "wrn28_2": wrn28_2, "resnet18": resnet18}
 
 
 def create_encoder(name: str, in_channels: int, out_dim: int, width: int, time_conditioned: bool = True,
