@@ -10,6 +10,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from benchmarks import leaderboard
 from benchmarks.data import available_datasets
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="regenerate the leaderboards from the results store")
     board.add_argument("--results", default="results")
     board.add_argument("--leaderboards", default="leaderboards")
+    board.add_argument("--check", action="store_true",
+                       help="write nothing; exit 1 if the leaderboards differ from what the store generates")
 
     results = sub.add_parser("results", help="print the results store")
     results.add_argument("--results", default="results")
@@ -91,6 +94,21 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    store = Path(args.results) / "results.sqlite"
+    if not store.is_file():
+        raise UsageError(f"--check: no results store at {store}; valid: a folder holding results.sqlite")
+    problems = leaderboard.check(ResultsStore(args.results).frame(), args.leaderboards)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{args.leaderboards}/ differs from what {store} generates in {len(problems)} files; "
+              f"rerun: python -m benchmarks leaderboard --results {args.results} --leaderboards {args.leaderboards}")
+        return 1
+    print(f"{args.leaderboards}/ is exactly what {store} generates")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     listing = {"methods": available_methods, "protocols": available_protocols,
                "datasets": available_datasets, "presets": lambda: list(PRESETS)}
@@ -106,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "leaderboard" and args.check:
+            return cmd_check(args)
         if args.command == "leaderboard":
             written = leaderboard.generate(ResultsStore(args.results).frame(), args.leaderboards)
             print(f"{len(written)} files written to {args.leaderboards}/")

@@ -13,19 +13,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import plots
+from benchmarks import plots, stats
 from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
 
 ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
 SETTING_COLUMNS = ("head", "labels", "points", "t2")  # shown as extra row columns when used
 AGG_KEYS = ["method", "variant", "preset", "metric", "head", "labels", "points", "t2", "t"]
-AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n"]  # the per-page CSV
+AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n", "ci_low", "ci_high"]  # the per-page CSV
 GENERATED_SUFFIXES = (".md", ".csv", ".png")  # what stale-page removal may delete
 PRIMARY_METRIC = "accuracy"
 GENERATOR = "python -m benchmarks leaderboard"
@@ -71,6 +71,9 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     grouped = df.groupby(keys, dropna=False, sort=True)["value"]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["n"] = out["n"].astype("int64")
+    bounds = [stats.confidence_interval(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"], strict=True)]
+    out["ci_low"] = [lo for lo, _ in bounds]
+    out["ci_high"] = [hi for _, hi in bounds]
     return out
 
 
@@ -92,13 +95,22 @@ def _fmt_number(x: float, metric: str) -> str:
     return f"{100 * x:.2f}" if is_accuracy(metric) else f"{x:.4f}"
 
 
-def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False) -> str:
-    """``mean ± std (n)``; accuracies in %, std '–' for a single seed."""
+def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False,
+                better_than_next: bool = False) -> str:
+    """``mean ± std [95% CI] (n)``; accuracies in %, std '–' and no interval for a single seed.
+
+    ``better_than_next`` appends a dagger: significantly better than the next entry (paired test).
+    """
     if n == 0 or math.isnan(mean):
         return ""
     m = _fmt_number(mean, metric)
-    s = DASH if n < 2 or math.isnan(std) else _fmt_number(std, metric)
-    return f"{f'**{m}**' if bold else m} ± {s} ({n})"
+    if n < 2 or math.isnan(std):
+        text = f"{f'**{m}**' if bold else m} ± {DASH} ({n})"
+    else:
+        lo, hi = stats.confidence_interval(mean, std, n)
+        text = (f"{f'**{m}**' if bold else m} ± {_fmt_number(std, metric)} "
+                f"[{_fmt_number(lo, metric)}, {_fmt_number(hi, metric)}] ({n})")
+    return text + (" †" if better_than_next else "")
 
 
 def _md_escape(text: str) -> str:
@@ -157,25 +169,52 @@ class _Grid:
     rows: list[tuple]  # (method, variant, preset, *setting values), sorted
     columns: list[tuple[str, float | None]]  # (header, t or K); None for the 'value' column
     cells: dict[tuple, tuple[float, float, int]]  # (row, t or K) -> (mean, std, n)
+    seeds: dict[tuple, dict[int, float]] = field(default_factory=dict)  # (row, t or K) -> {seed: value}
 
     def means(self, rows: Iterable[tuple], t: float | None) -> list[float]:
         found = (self.cells[(r, t)][0] for r in rows if (r, t) in self.cells)
         return [m for m in found if not math.isnan(m)]
 
 
-def _metric_grid(agg: pd.DataFrame) -> _Grid:
+def _metric_grid(agg: pd.DataFrame, raw: pd.DataFrame | None = None) -> _Grid:
+    """The grid of ``agg`` (one metric); ``raw`` (its normalised rows) adds the per-seed values."""
     axis = _column_axis(agg)
     settings = [c for c in _used_settings(agg) if c != axis]
     grid = _Grid(settings, [], _value_columns(agg, axis), {})
+
+    def key(rec: dict) -> tuple[tuple, float | int | None]:
+        row = (rec["method"], rec["variant"], rec["preset"]) + tuple(_setting_text(rec[c]) for c in settings)
+        return row, None if is_missing(rec[axis]) else (float if axis == "t" else int)(rec[axis])
+
     rows: dict[tuple, None] = {}  # insertion-ordered set; agg is sorted, so rows are too
     for rec in agg.to_dict(orient="records"):
-        row = (rec["method"], rec["variant"], rec["preset"])
-        row += tuple(_setting_text(rec[c]) for c in settings)
+        row, at = key(rec)
         rows[row] = None
-        at = None if is_missing(rec[axis]) else (float if axis == "t" else int)(rec[axis])
         grid.cells[(row, at)] = (rec["mean"], rec["std"], int(rec["n"]))
     grid.rows = list(rows)
+    if raw is not None:
+        for rec in raw.to_dict(orient="records"):
+            if not math.isnan(rec["value"]):
+                grid.seeds.setdefault(key(rec), {})[int(rec["seed"])] = rec["value"]
     return grid
+
+
+def _better_than_next(grid: _Grid, metric: str) -> set[tuple]:
+    """(row, t) cells significantly better than the next-best row of their setting (accuracies only)."""
+    if not is_accuracy(metric) or not grid.seeds:
+        return set()
+    groups: dict[tuple, list[tuple]] = {}
+    for row in grid.rows:
+        groups.setdefault(row[3:], []).append(row)
+    marked = set()
+    for members in groups.values():
+        for _, t in grid.columns:
+            ranked = sorted((r for r in members if (r, t) in grid.cells and not math.isnan(grid.cells[(r, t)][0])),
+                            key=lambda r: -grid.cells[(r, t)][0])
+            for a, b in zip(ranked, ranked[1:]):
+                if stats.significantly_better(grid.seeds.get((a, t), {}), grid.seeds.get((b, t), {})):
+                    marked.add((a, t))
+    return marked
 
 
 def _best_means(grid: _Grid, metric: str) -> dict[tuple, str]:
@@ -198,18 +237,24 @@ def _best_means(grid: _Grid, metric: str) -> dict[tuple, str]:
     return best
 
 
-def metric_table(agg: pd.DataFrame, metric: str) -> list[str]:
-    """Markdown lines: one row per entry (+ settings), one column per t (or 'value')."""
-    grid = _metric_grid(agg)
+def metric_table(agg: pd.DataFrame, metric: str, raw: pd.DataFrame | None = None) -> list[str]:
+    """Markdown lines: one row per entry (+ settings), one column per t (or 'value').
+
+    With ``raw`` (the metric's rows, normalised), cells significantly better than the next
+    entry of their column get a dagger.
+    """
+    grid = _metric_grid(agg, raw)
     best = _best_means(grid, metric)
+    significant = _better_than_next(grid, metric)
     header = ["method", "preset", *grid.settings, *(h for h, _ in grid.columns)]
     body = []
     for row in grid.rows:
         cells = []
         for _, t in grid.columns:
-            stats = grid.cells.get((row, t))
-            bold = stats is not None and best.get((row[3:], t)) == _fmt_number(stats[0], metric)
-            cells.append("" if stats is None else format_cell(*stats, metric, bold=bold))
+            cell = grid.cells.get((row, t))
+            bold = cell is not None and best.get((row[3:], t)) == _fmt_number(cell[0], metric)
+            cells.append("" if cell is None else
+                         format_cell(*cell, metric, bold=bold, better_than_next=(row, t) in significant))
         body.append([entry_name(row[0], row[1]), row[2], *row[3:], *cells])
     return _md_table(header, body)
 
@@ -342,9 +387,11 @@ def _page_text(
         f"# {dataset} — {protocol}",
         "",
         f"Generated by `{GENERATOR}` from the results store; do not edit by hand.",
-        "Cells are mean ± std (n) over seeds (std with ddof=1, – for one seed); accuracies "
-        "in %, the best mean of each column among rows of the same setting in bold. Columns "
-        "0.0, 0.1, ... are the diffusion time t, columns K=... the number of trajectory points.",
+        "Cells are mean ± std [95% confidence interval] (n) over seeds: std with ddof=1, the "
+        "interval Student's t (– and none for one seed); accuracies in %, the best mean of each "
+        "column among rows of the same setting in bold; † marks an entry significantly better "
+        f"than the next one in its column ({stats.PAIRED_TEST}). Columns 0.0, 0.1, ... are the "
+        "diffusion time t, columns K=... the number of trajectory points.",
         "",
     ]
     lines += _commands_section(page)
@@ -355,7 +402,7 @@ def _page_text(
         if metric in figures:
             file, caption = figures[metric]
             lines += [f"![{caption}]({file})", ""]
-        lines += [*metric_table(agg[agg["metric"] == metric], metric), ""]
+        lines += [*metric_table(agg[agg["metric"] == metric], metric, page[page["metric"] == metric]), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
 
@@ -452,7 +499,39 @@ def _index_text(pages: list[tuple[str, str, pd.DataFrame]]) -> str:
             ]
         )
     header = ["dataset", "protocol", "methods", "seeds", "numbers"]
-    return "\n".join([*lines, *_md_table(header, body), ""])
+    return "\n".join([*lines, *_md_table(header, body), "", *_rank_section(pages)])
+
+
+def _rank_section(pages: list[tuple[str, str, pd.DataFrame]]) -> list[str]:
+    """Average rank of every entry per protocol, over datasets, on the primary metric."""
+    ranks: dict[str, pd.Series] = {}
+    counts: dict[str, pd.Series] = {}
+    for protocol in sorted({p for _, p, _ in pages}):
+        agg = aggregate(pd.concat([g for _, p, g in pages if p == protocol]))
+        agg = agg[agg["metric"] == PRIMARY_METRIC]
+        if agg.empty:
+            continue
+        cells = agg.assign(entry=[entry_name(m, v) for m, v in zip(agg["method"], agg["variant"], strict=True)])
+        for col in ("head", "labels", "points", "t2", "t"):
+            cells[col] = cells[col].map(_setting_text)
+        ranks[protocol] = stats.average_ranks(cells, cell=("preset", "head", "labels", "points", "t2", "t"))
+        counts[protocol] = cells.groupby("entry")["dataset"].nunique()
+    if not ranks:
+        return []
+    entries = sorted(set().union(*(r.index for r in ranks.values())),
+                     key=lambda e: (pd.Series([r.get(e, math.inf) for r in ranks.values()]).mean(), e))
+    body = [[e, *(f"{ranks[p][e]:.2f} ({counts[p][e]})" if e in ranks[p] else "" for p in ranks)]
+            for e in entries]
+    return [
+        f"## Average rank ({PRIMARY_METRIC})",
+        "",
+        "Per protocol: within every comparable cell (same preset, setting and t) entries are ranked by "
+        "mean accuracy (1 = best, ties share the average rank); an entry's rank on a dataset is its mean "
+        "over cells, and the number shown its mean over datasets (how many in parentheses).",
+        "",
+        *_md_table(["method", *ranks], body),
+        "",
+    ]
 
 
 def _check_unique_paths(pages: list[tuple[str, str, pd.DataFrame]]) -> None:
@@ -497,6 +576,35 @@ def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     return sorted(written)
 
 
+def check(frame: pd.DataFrame, out_dir: str | Path) -> list[str]:
+    """What differs between ``out_dir`` and what ``frame`` generates: lines like 'changed: x.md'.
+
+    Pages and CSVs are compared byte for byte; figures only for presence, since their pixels
+    depend on the matplotlib build and fonts of the machine, not on the numbers. An empty
+    list means the committed leaderboards are what the store gives.
+    """
+    import tempfile
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = {p.relative_to(tmp): p.read_bytes() for p in generate(frame, tmp)}
+    committed = {p.relative_to(out_dir) for p in _generated_files(out_dir)}
+    problems = [f"missing: {rel}" for rel in sorted(set(fresh) - committed)]
+    problems += [f"stale (no longer generated): {rel}" for rel in sorted(committed - set(fresh))]
+    problems += [f"changed: {rel}" for rel in sorted(set(fresh) & committed)
+                 if rel.suffix != ".png" and (out_dir / rel).read_bytes() != fresh[rel]]
+    return problems
+
+
+def _generated_files(out_dir: Path) -> list[Path]:
+    if not out_dir.is_dir():
+        return []
+    files = [out_dir / "README.md"] if (out_dir / "README.md").is_file() else []
+    for folder in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files += [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix in GENERATED_SUFFIXES]
+    return files
+
+
 # -- terminal summary -------------------------------------------------------------------
 
 
@@ -526,4 +634,4 @@ def format_summary(frame: pd.DataFrame, dataset: str, protocol: str) -> str:
     return "\n\n".join(blocks)
 
 
-__all__ = ["aggregate", "format_summary", "generate", "safe_name"]
+__all__ = ["aggregate", "check", "format_summary", "generate", "safe_name"]

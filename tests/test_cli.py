@@ -129,3 +129,17 @@ def test_real_process_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert "unknown method 'nope'" in proc.stderr
+
+
+def test_leaderboard_check_passes_on_generated_and_fails_on_a_hand_edit(smoke_run, capsys):
+    results, boards = str(smoke_run / "results"), smoke_run / "checked"
+    assert main(["leaderboard", "--results", results, "--leaderboards", str(boards)]) == 0
+    assert main(["leaderboard", "--check", "--results", results, "--leaderboards", str(boards)]) == 0
+    page = boards / "digits" / "probe.md"
+    page.write_text(page.read_text().replace("| drl |", "| drl (edited) |", 1))
+    (boards / "digits" / "old.csv").write_text("stale\n")
+    capsys.readouterr()
+    assert main(["leaderboard", "--check", "--results", results, "--leaderboards", str(boards)]) == 1
+    out = capsys.readouterr().out
+    assert "changed: digits/probe.md" in out and "stale (no longer generated): digits/old.csv" in out
+    assert "(edited)" in page.read_text(), "--check writes nothing"

@@ -41,3 +41,18 @@ def test_batched_probe_on_cuda():
     sel = fit_select_score(split, split, split, n_classes=2, lrs=(1e-2,), epochs=5, batch_size=64,
                            hidden=16, dropout=0.0, weight_decay=0.0, seed=0)
     assert sel.test_accuracy[1] > 0.95
+
+
+def test_laplacenet_on_cuda(toy_data):
+    from benchmarks.presets import preset_settings
+    from methods.base import config_from_settings
+    from protocols.semisup import LaplaceNet, SemisupConfig, balanced_subset
+
+    method, _ = smoke_method("drl", toy_data)
+    method.to("cuda")
+    cfg = config_from_settings(SemisupConfig, {**preset_settings("smoke", toy_data.image_shape), "mixup": True})
+    labelled = balanced_subset(toy_data.train.labels, 6, seed=0)
+    net = LaplaceNet(method, toy_data, cfg, labelled, torch.arange(len(toy_data.train)), torch.device("cuda"))
+    result = net.fit()
+    assert next(net.model.parameters()).device.type == "cuda"
+    assert result.test_accuracy > 0.6 and 0.0 < result.t_final < 1.0  # chance is 1/3

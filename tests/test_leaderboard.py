@@ -85,11 +85,14 @@ def test_mean_std_n_in_table(tmp_path):
     page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
     drl_t0 = [0.90, 0.92, 0.97]
     mean, std = 100 * statistics.mean(drl_t0), 100 * statistics.stdev(drl_t0)
-    assert f"**{mean:.2f}** ± {std:.2f} (3)" in page  # best at t=0.0 -> bold
+    # 95% interval by hand: t_{0.975, 2} = 4.302653 (tables), half-width t * std / sqrt(3).
+    half = 4.302653 * std / 3**0.5
+    assert f"**{mean:.2f}** ± {std:.2f} [{mean - half:.2f}, {mean + half:.2f}] (3)" in page  # best at t=0.0
+    assert "[84.04, 101.96]" in page
     assert "| ae | tiny | linear | 85.00 ± – (1) | 70.00 ± – (1) |" in page
     # The non-accuracy metric: raw numbers, no bold, after accuracy.
     assert page.index("## accuracy") < page.index("## loss")
-    assert f"{2.5:.4f} ± {1.0:.4f} (3)" in page
+    assert f"{2.5:.4f} ± {1.0:.4f} [{2.5 - 4.302653 / 3**0.5:.4f}, {2.5 + 4.302653 / 3**0.5:.4f}] (3)" in page
     assert "![accuracy against t](probe_accuracy_vs_t.png)" in page
 
     csv = pd.read_csv(tmp_path / "lb" / "digits" / "probe.csv")
@@ -106,6 +109,8 @@ def test_mean_std_n_in_table(tmp_path):
         "mean",
         "std",
         "n",
+        "ci_low",
+        "ci_high",
     ]
     row = csv[
         (csv.method == "drl")
@@ -257,6 +262,19 @@ def test_semisup_page_has_the_shape_of_table_1(tmp_path):
     assert "## Table 1: test accuracy by label count, initialisation and mixup" in page
     assert "| labels | drl · mixup | drl · no mixup | none · no mixup |" in page
     # Rows sorted as numbers; cells mean ± std (n) over seeds; the best of a row in bold.
-    assert "| 10 | 76.50 ± 0.71 (2) | **81.50** ± 0.71 (2) | 71.50 ± 0.71 (2) |" in page
+    # n = 2: t_{0.975, 1} = 12.706205, half-width 12.706205 * 0.7071 / sqrt(2) = 6.35 points.
+    assert ("| 10 | 76.50 ± 0.71 [70.15, 82.85] (2) | **81.50** ± 0.71 [75.15, 87.85] (2) "
+            "| 71.50 ± 0.71 [65.15, 77.85] (2) |") in page
+    # Paired over seeds, drl beats none (same head, "no mixup") by 10 points on both seeds: a dagger.
+    assert "| drl |  | no mixup | 10 | **81.50** ± 0.71 [75.15, 87.85] (2) † |" in page
     assert page.index("| 10 |") < page.index("| 100 |")
     assert "![accuracy against the number of labelled images](semisup_accuracy_vs_labels.png)" in page
+
+
+def test_index_ranks_methods_per_protocol(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    index = (tmp_path / "lb" / "README.md").read_text()
+    # probe: drl has the higher mean in all three accuracy cells (linear t=0, t=0.1; mlp t=0).
+    assert "| method | probe | svm |" in index
+    assert "| drl | 1.00 (1) |  |" in index and "| ae | 2.00 (1) |  |" in index
+    assert "| drl [latent_dim=2] |  | 1.00 (1) |" in index

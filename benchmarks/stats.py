@@ -1,0 +1,61 @@
+"""Statistics over seeds for the leaderboards: confidence intervals, paired tests, ranks.
+
+- The 95% confidence interval of a mean over n seeds is Student's t interval,
+  mean ± t_{0.975, n-1} · std / sqrt(n) (std with ddof = 1); none for n < 2.
+- "Significantly better than the next" is a one-sided paired t-test (scipy's
+  ``ttest_rel``) over the seeds both entries share: the same seed means the same
+  label subsets and data order, so pairing removes that shared variance.
+- Average ranks: within every comparable cell (same setting and t), entries are
+  ranked by mean (1 = best, ties share the average rank); a method's rank on a
+  dataset is the mean over its cells, and its average rank over datasets the
+  mean of those.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+SIGNIFICANCE = 0.05
+PAIRED_TEST = "one-sided paired t-test over shared seeds (scipy.stats.ttest_rel), p < 0.05"
+
+
+def confidence_interval(mean: float, std: float, n: int, level: float = CONFIDENCE) -> tuple[float, float]:
+    """Student's t interval for a mean of ``n`` values; (nan, nan) when n < 2."""
+    if n < 2 or math.isnan(std):
+        return math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def paired_p_value(better: Mapping[int, float], worse: Mapping[int, float]) -> float:
+    """p-value of "``better`` > ``worse``" paired by seed; nan with fewer than 2 shared seeds."""
+    seeds = sorted(set(better) & set(worse))
+    if len(seeds) < 2:
+        return math.nan
+    diff = np.array([better[s] - worse[s] for s in seeds])
+    if np.allclose(diff, diff[0]):  # no spread: the t statistic is undefined; the sign decides
+        return 0.0 if diff[0] > 0 else 1.0
+    return float(stats.ttest_rel([better[s] for s in seeds], [worse[s] for s in seeds],
+                                 alternative="greater").pvalue)
+
+
+def significantly_better(better: Mapping[int, float], worse: Mapping[int, float],
+                         alpha: float = SIGNIFICANCE) -> bool:
+    p = paired_p_value(better, worse)
+    return not math.isnan(p) and p < alpha
+
+
+def average_ranks(cells: pd.DataFrame, entry: str = "entry", cell: Sequence[str] = ("cell",),
+                  dataset: str = "dataset", value: str = "mean") -> pd.Series:
+    """Mean over datasets of each entry's mean rank over that dataset's cells (higher value = rank 1)."""
+    if cells.empty:
+        return pd.Series(dtype=float)
+    ranked = cells.assign(rank=cells.groupby([dataset, *cell])[value].rank(ascending=False, method="average"))
+    per_dataset = ranked.groupby([dataset, entry])["rank"].mean()
+    return per_dataset.groupby(entry).mean().sort_values()

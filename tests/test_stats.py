@@ -1,0 +1,54 @@
+"""Leaderboard statistics against hand-computed values."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from benchmarks.stats import (
+    average_ranks,
+    confidence_interval,
+    paired_p_value,
+    significantly_better,
+)
+
+
+def test_confidence_interval_is_students_t():
+    # mean 0.93, std 0.036056 over 3 seeds; t_{0.975, 2} = 4.302653 from the tables.
+    lo, hi = confidence_interval(0.93, 0.036056, 3)
+    half = 4.302653 * 0.036056 / math.sqrt(3)
+    assert lo == pytest.approx(0.93 - half, abs=1e-6) and hi == pytest.approx(0.93 + half, abs=1e-6)
+    lo, hi = confidence_interval(1.0, 2.0, 30)  # t_{0.975, 29} = 2.045230
+    assert hi - 1.0 == pytest.approx(2.045230 * 2.0 / math.sqrt(30), abs=1e-5)
+    assert all(math.isnan(x) for x in confidence_interval(0.5, math.nan, 1))
+
+
+def test_paired_t_test_matches_the_closed_form_for_three_seeds():
+    better, worse = {0: 1.0, 1: 2.0, 2: 3.5}, {0: 0.5, 1: 1.8, 2: 2.9}
+    diffs = [0.5, 0.2, 0.6]
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    t = mean / (sd / math.sqrt(3))
+    # With 2 degrees of freedom, P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2.
+    assert paired_p_value(better, worse) == pytest.approx((1 - t / math.sqrt(t * t + 2)) / 2, rel=1e-6)
+    assert significantly_better(better, worse)  # p = 0.0345
+    assert not significantly_better(worse, better)
+
+
+def test_paired_test_needs_two_shared_seeds_and_handles_constant_differences():
+    assert math.isnan(paired_p_value({0: 1.0, 1: 2.0}, {1: 0.0, 2: 0.0}))
+    assert not significantly_better({0: 1.0}, {0: 0.0})
+    assert paired_p_value({0: 0.9, 1: 0.8}, {0: 0.8, 1: 0.7}) == 0.0  # better by 0.1 on every seed
+    assert paired_p_value({0: 0.8, 1: 0.7}, {0: 0.8, 1: 0.7}) == 1.0
+
+
+def test_average_ranks_over_cells_then_datasets():
+    cells = pd.DataFrame([
+        # dataset a: two cells; A wins one, B the other; C last in both
+        ("a", "c1", "A", 0.9), ("a", "c1", "B", 0.8), ("a", "c1", "C", 0.1),
+        ("a", "c2", "A", 0.7), ("a", "c2", "B", 0.8), ("a", "c2", "C", 0.1),
+        # dataset b: one cell; A and B tie (rank 1.5 each), C last
+        ("b", "c1", "A", 0.5), ("b", "c1", "B", 0.5), ("b", "c1", "C", 0.2),
+    ], columns=["dataset", "cell", "entry", "mean"])
+    ranks = average_ranks(cells)
+    assert ranks.to_dict() == {"A": 1.5, "B": 1.5, "C": 3.0}
