@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks run | leaderboard | results | list``.
+"""Command line: ``python -m benchmarks run | sweep | leaderboard | results | list``.
 
 Bad input exits with status 2 and one line naming the bad value and the valid
 choices; no traceback.
@@ -7,13 +7,14 @@ choices; no traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import leaderboard
-from benchmarks.data import available_datasets
+from benchmarks.data import DatasetError, available_datasets, load_dataset
 from benchmarks.presets import PRESETS
 from benchmarks.runner import RunRequest, UsageError, execute, validate
 from benchmarks.store import ResultsStore
@@ -64,6 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override any preset setting, e.g. --set latent_dim=2 (repeatable)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    sweep = sub.add_parser("sweep", help="tune a method on validation with Optuna; --finalize evaluates the best")
+    sweep.add_argument("--method", required=True, help="one method (see `list methods`)")
+    sweep.add_argument("--protocol", required=True, help="one protocol: its validation score is the objective")
+    sweep.add_argument("--trials", type=int, default=10, help="trials to add to the study (default 10)")
+    sweep.add_argument("--storage", default="",
+                       help="Optuna RDB URL (sqlite:///..., postgresql://...) or a journal file path "
+                            "(default sqlite:///RESULTS/optuna.sqlite)")
+    sweep.add_argument("--study", default="", help="study name (default DATASET-METHOD-PROTOCOL-PRESET)")
+    sweep.add_argument("--timeout", type=float, default=None, help="stop adding trials after SECONDS")
+    sweep.add_argument("--seed", type=int, default=0, help="the trials' pretraining seed (default 0)")
+    sweep.add_argument("--finalize", action="store_true",
+                       help="no new trials: run the best parameters with --seeds on the test split")
+    sweep.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="seeds for --finalize (default 0,1,2)")
+    for name, kw in (("--dataset", {"default": "digits"}), ("--preset", {"default": "quick"}),
+                     ("--data-root", {"default": "data"}), ("--results", {"default": "results"}),
+                     ("--leaderboards", {"default": "leaderboards"})):
+        sweep.add_argument(name, **kw)
+    sweep.add_argument("--download", action="store_true")
+    sweep.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="fixed settings for every trial (repeatable)")
+    sweep.add_argument("--no-progress", action="store_true")
+
     board = sub.add_parser("leaderboard", help="regenerate the leaderboards from the results store")
     board.add_argument("--results", default="results")
     board.add_argument("--leaderboards", default="leaderboards")
@@ -91,6 +115,51 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     frame = store.frame()
     for protocol in request.protocols:
         print(leaderboard.format_summary(frame, dataset, protocol))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from benchmarks import sweep  # optuna is imported only by the command that needs it
+
+    if args.trials < 1:
+        raise UsageError(f"--trials {args.trials}: give a positive number of trials")
+    base = RunRequest(
+        methods=_names(args.method), protocols=_names(args.protocol), dataset=args.dataset, preset=args.preset,
+        seeds=args.seeds, overrides=tuple(args.overrides), data_root=args.data_root, download=args.download,
+        results=args.results, leaderboards=args.leaderboards, device=args.device,
+        progress=not args.no_progress, command="python -m benchmarks " + shlex.join(argv))
+    plan = validate(base)
+    if len(base.methods) != 1 or len(base.protocols) != 1:
+        raise UsageError(f"sweep tunes one method on one protocol; got --method {args.method!r} "
+                         f"--protocol {args.protocol!r}")
+    req = sweep.SweepRequest(
+        method=base.methods[0], protocol=base.protocols[0], dataset=args.dataset, preset=args.preset,
+        trials=args.trials, storage=args.storage, study=args.study, timeout=args.timeout, seed=args.seed,
+        overrides=tuple(sorted(plan.overrides.items())), results=args.results, device=str(plan.device))
+    if args.finalize:
+        study = sweep.load_study(req)
+        try:
+            best = sweep.best_overrides(study)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        run = dataclasses.replace(
+            base, overrides=base.overrides + tuple(f"{k}={v}" for k, v in sorted(best.items())),
+            sweep={"study": study.study_name, "trials": len(study.trials), "best_value": study.best_value})
+        store, dataset = execute(validate(run))
+        print(leaderboard.format_summary(store.frame(), dataset, req.protocol))
+        return 0
+    try:
+        data = load_dataset(args.dataset, root=args.data_root, download=args.download)
+    except DatasetError as err:
+        raise UsageError(str(err)) from None
+    study = sweep.run_sweep(req, data, plan.device)
+    done = sweep.finished_trials(study)
+    print(f"study {study.study_name}: {len(study.trials)} trials, {len(done)} finished")
+    if done:
+        print(f"best validation {study.best_value:.4f} with {study.best_params}")
+        print(f"evaluate it on test: python -m benchmarks sweep --method {req.method} --protocol {req.protocol} "
+              f"--dataset {args.dataset} --preset {args.preset} --study {study.study_name}"
+              f"{' --storage ' + args.storage if args.storage else ''} --finalize --seeds 0,1,2")
     return 0
 
 
@@ -124,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "sweep":
+            return cmd_sweep(args, argv)
         if args.command == "leaderboard" and args.check:
             return cmd_check(args)
         if args.command == "leaderboard":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import plots, stats
+from benchmarks import html, plots, stats
 from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
 
@@ -26,7 +26,8 @@ ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
 SETTING_COLUMNS = ("head", "labels", "points", "t2")  # shown as extra row columns when used
 AGG_KEYS = ["method", "variant", "preset", "metric", "head", "labels", "points", "t2", "t"]
 AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n", "ci_low", "ci_high"]  # the per-page CSV
-GENERATED_SUFFIXES = (".md", ".csv", ".png")  # what stale-page removal may delete
+GENERATED_SUFFIXES = (".md", ".csv", ".png", ".json")  # what stale-page removal may delete
+CONFIG_FOLDER = "configs"  # full settings per config hash, linked from every page
 PRIMARY_METRIC = "accuracy"
 GENERATOR = "python -m benchmarks leaderboard"
 BAR_METRICS = ("attention",)  # distributions over t: bars per entry rather than lines
@@ -34,7 +35,7 @@ DASH = "–"  # std of a single seed, or a quantity not recorded
 # Columns a frame may lack (older stores, hand-made frames) and what they mean then.
 _OPTIONAL_COLUMNS = {
     "variant": "", "preset": "", "head": None, "labels": None, "points": None, "t": math.nan, "t2": math.nan,
-    "command": "", "commit": "", "config_hash": "",
+    "command": "", "commit": "", "config_hash": "", "config": "",
     "pretrain_wall_time_s": math.nan, "images_per_s": math.nan, "wall_time_s": math.nan,
 }  # fmt: skip
 
@@ -48,7 +49,7 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     for col, default in _OPTIONAL_COLUMNS.items():
         if col not in df.columns:
             df[col] = default
-    for col in ("variant", "preset", "command", "commit", "config_hash"):
+    for col in ("variant", "preset", "command", "commit", "config_hash", "config"):
         df[col] = df[col].fillna("").astype(str)
     # '' rather than None: groupby drops None keys and strings sort with strings.
     df["head"] = df["head"].where(df["head"].notna(), "").astype(str)
@@ -262,6 +263,12 @@ def metric_table(agg: pd.DataFrame, metric: str, raw: pd.DataFrame | None = None
 # -- compute / provenance table ------------------------------------------------------
 
 
+def _config_links(hashes: pd.Series) -> str:
+    """Each config hash, linked to its full settings (written by ``_write_configs``)."""
+    links = [f"[`{h}`](../{CONFIG_FOLDER}/{safe_name(h)}.json)" for h in sorted(set(hashes)) if h]
+    return ", ".join(links) or DASH
+
+
 def _unique_text(values: pd.Series) -> str:
     return ", ".join(f"`{v}`" for v in sorted(set(values)) if v) or DASH
 
@@ -270,6 +277,18 @@ def _fmt_mean(values: pd.Series, fmt: str) -> str:
     # RunInfo defaults these to 0.0, which means "not measured".
     m = values[values > 0].mean()
     return DASH if math.isnan(m) else format(m, fmt)
+
+
+def _sweep_trials(configs: pd.Series) -> str:
+    """How many Optuna trials chose an entry's settings ('–': the preset's, untuned)."""
+    import json
+
+    trials = set()
+    for text in configs:
+        sweep = json.loads(text).get("sweep") if isinstance(text, str) and text else None
+        if sweep:
+            trials.add(f"{sweep['trials']} ({sweep['study']})")
+    return ", ".join(sorted(trials)) or DASH
 
 
 def compute_table(page: pd.DataFrame) -> list[str]:
@@ -283,6 +302,7 @@ def compute_table(page: pd.DataFrame) -> list[str]:
         "pretrain wall time (s)",
         "images/s",
         "protocol wall time (s)",
+        "sweep trials",
         "commit",
         "config hash",
     ]
@@ -296,8 +316,9 @@ def compute_table(page: pd.DataFrame) -> list[str]:
                 _fmt_mean(g["pretrain_wall_time_s"], ".1f"),
                 _fmt_mean(g["images_per_s"], ".1f"),
                 _fmt_mean(g["wall_time_s"], ".1f"),
+                _sweep_trials(g["config"]),
                 _unique_text(g["commit"]),
-                _unique_text(g["config_hash"]),
+                _config_links(g["config_hash"]),
             ]
         )
     return _md_table(header, body)
@@ -422,15 +443,16 @@ def _write(path: Path, data: str) -> Path:
 
 def _write_page(
     out_dir: Path, dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame
-) -> list[Path]:
+) -> tuple[list[Path], str]:
     folder = out_dir / safe_name(dataset)
     stem = safe_name(protocol)
     written = []
     figures = _draw_figures(agg, f"{dataset} / {protocol}", folder, stem)
     written += [folder / file for file, _ in figures.values()]
-    written.append(_write(folder / f"{stem}.md", _page_text(dataset, protocol, page, agg, figures)))
+    text = _page_text(dataset, protocol, page, agg, figures)
+    written.append(_write(folder / f"{stem}.md", text))
     written.append(_write(folder / f"{stem}.csv", _page_csv(agg)))
-    return written
+    return written, text
 
 
 _CAPTIONS = {"heatmap": "{} over pairs of t", "bars": "{} over t", "vs_t": "{} against t",
@@ -567,13 +589,30 @@ def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     agg = aggregate(frame)
     pages = [(str(d), str(p), g) for (d, p), g in df.groupby(["dataset", "protocol"], sort=True)]
     _check_unique_paths(pages)
-    written: list[Path] = []
+    written: list[Path] = _write_configs(df, out_dir)
+    texts = []
     for dataset, protocol, page in pages:
         page_agg = agg[(agg["dataset"] == dataset) & (agg["protocol"] == protocol)]
-        written += _write_page(out_dir, dataset, protocol, page, page_agg)
-    written.append(_write(out_dir / "README.md", _index_text(pages)))
+        files, text = _write_page(out_dir, dataset, protocol, page, page_agg)
+        written += files
+        texts.append((dataset, protocol, f"{safe_name(dataset)}/{safe_name(protocol)}", text))
+    index = _index_text(pages)
+    written.append(_write(out_dir / "README.md", index))
+    written.append(_write(out_dir / "index.html", html.leaderboard_html(index, texts)))
     _remove_stale(out_dir, set(written))
     return sorted(written)
+
+
+def _write_configs(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """``configs/<hash>.json``: the full settings behind every config hash a page links to."""
+    import json
+
+    written = []
+    for config_hash, text in sorted(set(zip(df["config_hash"], df["config"], strict=True))):
+        if config_hash and text:
+            body = json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+            written.append(_write(out_dir / CONFIG_FOLDER / f"{safe_name(config_hash)}.json", body))
+    return written
 
 
 def check(frame: pd.DataFrame, out_dir: str | Path) -> list[str]:
@@ -599,7 +638,7 @@ def check(frame: pd.DataFrame, out_dir: str | Path) -> list[str]:
 def _generated_files(out_dir: Path) -> list[Path]:
     if not out_dir.is_dir():
         return []
-    files = [out_dir / "README.md"] if (out_dir / "README.md").is_file() else []
+    files = [out_dir / name for name in ("README.md", "index.html") if (out_dir / name).is_file()]
     for folder in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files += [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix in GENERATED_SUFFIXES]
     return files

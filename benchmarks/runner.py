@@ -61,6 +61,7 @@ class RunRequest:
     device: str = "auto"
     progress: bool = True
     command: str = ""
+    sweep: dict[str, Any] | None = None  # the Optuna study the overrides come from (its budget: trials)
 
 
 @dataclass
@@ -157,6 +158,8 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
                 records = protocol.run(encoded, protocol_cfgs[name])
                 config = {"method": key_fields["config"], "budget": key_fields["budget"],
                           "protocol": dataclasses.asdict(protocol_cfgs[name])}
+                if req.sweep:
+                    config["sweep"] = req.sweep
                 info = RunInfo(
                     dataset=data.name, method=method_name, protocol=name, preset=req.preset, seed=seed,
                     variant=variant, config_hash=stable_hash(config), config=config, checkpoint=ckpt,

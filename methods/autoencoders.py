@@ -18,6 +18,7 @@ does, so their per-t curves compare with DRL's:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -83,6 +84,10 @@ class VAE(_Autoencoder):
     name = "vae"
     probabilistic = True
     config_cls = VAEConfig
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {**super().search_space(trial), "kl_weight": trial.suggest_float("kl_weight", 1e-3, 10.0, log=True)}
 
     def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
         t = self._sample_t(x0)

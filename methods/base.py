@@ -16,6 +16,7 @@ import dataclasses
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -115,6 +116,11 @@ class Method:
         """The representation from an encoder output: the mean for a probabilistic encoder."""
         return encoder_out[:, : self.cfg.latent_dim] if self.probabilistic else encoder_out
 
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        """Settings an Optuna sweep may change, sampled from ``trial``: the pretraining learning rate."""
+        return {"lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True)}
+
     # -- shared machinery -----------------------------------------------------------------
     def to(self, device: torch.device | str) -> Method:
         self.device = torch.device(device)
@@ -129,7 +135,9 @@ class Method:
             return (x.float() / 255.0 - self._mean) / self._std
         return x
 
-    def fit(self, train: ImageData, budget: Budget, progress: bool = True) -> History:
+    def fit(self, train: ImageData, budget: Budget, progress: bool = True,
+            on_step: Callable[[int], None] | None = None) -> History:
+        """Pretrain for ``budget.iterations`` steps; ``on_step(steps_done)`` after each (sweeps prune there)."""
         self.ema.decay = budget.ema_decay
         images = train.images.to(self.device)
         params = [p for p in self.modules.parameters() if p.requires_grad]
@@ -157,6 +165,8 @@ class Method:
                 history.losses.append(sum(window) / len(window))
                 bar.set_postfix(loss=f"{history.losses[-1]:.4g}")
                 window = []
+            if on_step is not None:
+                on_step(step + 1)
         history.steps = budget.iterations
         history.wall_time_s = time.perf_counter() - start
         history.images_per_s = budget.images_seen / max(history.wall_time_s, 1e-9)

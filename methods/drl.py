@@ -13,6 +13,7 @@ to N(0, I), and encodes with its mean.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +62,12 @@ class DRL(Method):
         self.sde = create_sde(self.cfg.sde)
         encoder, score = encoder_and_unet(self)
         return {"encoder": encoder, "score": score}
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {**super().search_space(trial),
+                "reg_weight": trial.suggest_float("reg_weight", 1e-7, 1e-3, log=True),
+                "t_sampling": trial.suggest_categorical("t_sampling", ["uniform", "sigma-uniform"])}
 
     def _encode_train(self, x0: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
         """Code used to condition the score net, and the regulariser on it (per sample)."""

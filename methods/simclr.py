@@ -19,6 +19,7 @@ are made:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from lightly.loss import NTXentLoss
@@ -57,6 +58,11 @@ class _Contrastive(Method):
         self.criterion = NTXentLoss(temperature=cfg.temperature)
         return {"encoder": encoder, "projection": head}
 
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {**super().search_space(trial),
+                "temperature": trial.suggest_float("temperature", 0.05, 1.0, log=True)}
+
     def loss(self, views: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, float]]:
         both = torch.cat(views)  # one forward: BatchNorm sees both views together
         projected = self.modules["projection"](self.modules["encoder"](both))
@@ -93,6 +99,11 @@ class SimCLR(_Contrastive):
 class SimCLRGauss(_Contrastive):
     name = "simclr-gauss"
     config_cls = SimCLRGaussConfig
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {**super().search_space(trial),
+                "gauss_std": trial.suggest_float("gauss_std", 0.05, 2.0, log=True)}
 
     def prepare(self, images: Tensor) -> tuple[Tensor, Tensor]:
         x = self.normalise(images)

@@ -8,7 +8,7 @@ LaplaceNet's WRN-28-2 has none.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -29,7 +29,11 @@ class NoPretraining(Method):
                                  time_conditioned=False)
         return {"encoder": encoder}
 
-    def fit(self, train: ImageData, budget: Budget, progress: bool = True) -> History:
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {}  # nothing is trained, nothing to tune
+
+    def fit(self, train: ImageData, budget: Budget, progress: bool = True, on_step: Any = None) -> History:
         self.modules.eval()
         return History()  # nothing learned: steps = 0, no losses
 

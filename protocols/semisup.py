@@ -25,6 +25,7 @@ import copy
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -402,6 +403,10 @@ and on MNIST a pool of 10000 training images (labelled ones included). The
 `paper` preset holds Table 1's settings: 100 warm-up epochs, 260 rounds,
 WRN-28-2, the whole training split.
 """
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {"semisup_lr": trial.suggest_float("semisup_lr", 0.01, 0.1, log=True)}
 
     def check_data(self, data: DataSplits, cfg: SemisupConfig) -> None:
         labels = data.train.labels

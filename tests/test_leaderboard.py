@@ -77,6 +77,9 @@ def test_deterministic_bytes(tmp_path):
         "digits/svm.md",
         "digits/svm.csv",
         "digits/svm_accuracy_vs_labels.png",  # numbers at several label counts and no t
+        "index.html",
+        "configs/h-ae.json",
+        "configs/h-drl.json",
     }
 
 
@@ -199,7 +202,7 @@ def test_empty_frame(tmp_path):
     out = tmp_path / "lb"
     generate(_frame(tmp_path), out)
     generate(ResultsStore(tmp_path / "empty").frame(), out)
-    assert _files(out) == [out.joinpath("README.md").relative_to(out)]
+    assert [str(f) for f in _files(out)] == ["README.md", "index.html"]
 
 
 def test_format_summary(tmp_path):
@@ -278,3 +281,32 @@ def test_index_ranks_methods_per_protocol(tmp_path):
     assert "| method | probe | svm |" in index
     assert "| drl | 1.00 (1) |  |" in index and "| ae | 2.00 (1) |  |" in index
     assert "| drl [latent_dim=2] |  | 1.00 (1) |" in index
+
+
+def test_html_leaderboard_is_one_file_with_every_page_sortable_tables_and_plots(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    page = (tmp_path / "lb" / "index.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<script>" in page
+    for anchor in ("digits-probe", "digits-svm"):
+        assert f'<section id="{anchor}">' in page and f'href="#{anchor}"' in page  # index -> section
+    tables = sum(p.read_text().count("\n|---") for p in (tmp_path / "lb").rglob("*.md"))
+    assert page.count('<table class="sortable">') == tables  # every markdown table, sortable
+    assert '<img src="digits/probe_accuracy_vs_t.png"' in page
+    assert '<b>93.00</b>' in page  # bold best mean survives
+
+
+def test_every_entry_links_its_full_config(tmp_path):
+    generate(_frame(tmp_path), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    assert "[`h-drl`](../configs/h-drl.json)" in page
+    assert (tmp_path / "lb" / "configs" / "h-drl.json").is_file()
+
+
+def test_markdown_subset_to_html():
+    from benchmarks.html import markdown_to_html
+
+    out = markdown_to_html("# T\n\npara with `x<y` and **b**\nnext line\n\n| a | b |\n|---|---|\n| 1 | [z](f.md) |\n"
+                           "\n![cap](p.png)\n\n- item\n\n```sh\nrun > x\n```", link=lambda t: "L:" + t)
+    assert "<h1>T</h1>" in out and "<p>para with <code>x&lt;y</code> and <b>b</b> next line</p>" in out
+    assert '<td><a href="L:f.md">z</a></td>' in out and '<img src="p.png" alt="cap">' in out
+    assert "<ul><li>item</li></ul>" in out and "<pre><code>run &gt; x</code></pre>" in out

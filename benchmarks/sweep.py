@@ -1,0 +1,190 @@
+"""Optuna sweeps: tune a method (and its protocol) on validation only, then finalise on test.
+
+A trial samples the method's and the protocol's search spaces (``search_space(trial)``
+on their classes), pretrains on the training split minus a stratified holdout,
+and runs the protocol on a *tuning view* of the data: its ``val`` is that
+holdout and its ``test`` is the real validation split. The test split is never
+loaded into a trial, so nothing can be selected on it. The objective is the
+best value of the protocol's ``objective_metric`` (default ``accuracy``) among
+its records.
+
+While pretraining, a trial reports a cheap validation score (a logistic
+regression on the codes at t = 0.5, train codes -> holdout codes) several times,
+so Optuna's median pruner can stop a bad trial early.
+
+Storage: an RDB URL (``sqlite:///...``, ``postgresql://...``) or, for any value
+without ``://``, a journal file (Optuna's ``JournalFileBackend``), which is
+what several local worker processes should share. Rerunning a sweep adds
+trials to its study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from benchmarks.cache import FeatureCache
+from benchmarks.data import DataSplits, stratified_split
+from benchmarks.presets import preset_settings
+from methods.base import (
+    Budget,
+    DataSpec,
+    Method,
+    config_from_settings,
+    create_method,
+    get_method_class,
+    seed_everything,
+)
+from protocols.base import Encoded, create_protocol
+
+HOLDOUT_FRACTION = 0.1   # of the training split: the trial's validation set
+REPORTS = 4              # intermediate values per pretraining (pruning points)
+PROXY_TRAIN_CODES = 2000  # at most this many training codes for the pruning proxy
+PROXY_T = 0.5
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    method: str
+    protocol: str
+    dataset: str = "digits"
+    preset: str = "quick"
+    trials: int = 10
+    storage: str = ""            # empty: sqlite:///<results>/optuna.sqlite
+    study: str = ""              # empty: <dataset>-<method>-<protocol>-<preset>
+    timeout: float | None = None
+    seed: int = 0                # the trials' pretraining seed (and the holdout's)
+    overrides: tuple[tuple[str, Any], ...] = ()  # fixed settings, typed
+    results: str = "results"
+    device: str = "cpu"
+
+
+def study_name(req: SweepRequest) -> str:
+    return req.study or f"{req.dataset}-{req.method}-{req.protocol}-{req.preset}"
+
+
+def create_storage(storage: str, results: str | Path) -> str | optuna.storages.BaseStorage:
+    """An RDB URL as is; any other value is a journal file path (several workers can share it)."""
+    if not storage:
+        Path(results).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(results) / 'optuna.sqlite'}"
+    if "://" in storage:
+        return storage
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    Path(storage).parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(storage)))
+
+
+def load_study(req: SweepRequest) -> optuna.Study:
+    return optuna.create_study(
+        storage=create_storage(req.storage, req.results), study_name=study_name(req), direction="maximize",
+        load_if_exists=True, sampler=optuna.samplers.TPESampler(),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+
+
+def tuning_view(data: DataSplits, seed: int) -> DataSplits:
+    """train minus a stratified holdout / the holdout / the real validation split as 'test'."""
+    keep, held = stratified_split(data.train.labels, HOLDOUT_FRACTION, random_state=seed)
+    return dataclasses.replace(data, train=data.train.subset(keep), val=data.train.subset(held), test=data.val)
+
+
+def proxy_score(method: Method, data: DataSplits) -> float:
+    """Validation accuracy of a logistic regression on the codes at t = 0.5 (the pruning signal)."""
+    n = min(len(data.train), PROXY_TRAIN_CODES)
+    t_train, t_val = torch.full((n,), PROXY_T), torch.full((len(data.val),), PROXY_T)
+    x_train = method.encode(data.train.images[:n], t_train).cpu().numpy()
+    x_val = method.encode(data.val.images, t_val).cpu().numpy()
+    if not (np.isfinite(x_train).all() and np.isfinite(x_val).all()):
+        return 0.0
+    scaler = StandardScaler().fit(x_train)
+    clf = LogisticRegression(max_iter=300).fit(scaler.transform(x_train), data.train.labels[:n].numpy())
+    return float(clf.score(scaler.transform(x_val), data.val.labels.numpy()))
+
+
+def _pruning_callback(trial: optuna.Trial, method: Method, data: DataSplits,
+                      iterations: int) -> Callable[[int], None]:
+    every = max(iterations // REPORTS, 1)
+
+    def on_step(step: int) -> None:
+        if step % every == 0:
+            method.modules.eval()
+            score = proxy_score(method, data)
+            method.modules.train()
+            trial.report(score, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"validation proxy {score:.4f} at step {step}")
+
+    return on_step
+
+
+def objective_for(req: SweepRequest, data: DataSplits, device: torch.device) -> Callable[[optuna.Trial], float]:
+    method_cls = get_method_class(req.method)
+    protocol = create_protocol(req.protocol)
+    tuning = tuning_view(data, req.seed)
+    space = getattr(protocol, "search_space", None)
+    objective_metric = getattr(protocol, "objective_metric", "accuracy")
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**method_cls.search_space(trial), **(space(trial) if space else {})}
+        settings = {**preset_settings(req.preset, data.image_shape), **dict(req.overrides), **params}
+        cfg = config_from_settings(method_cls.config_cls, settings)
+        budget = config_from_settings(Budget, settings)
+        protocol_cfg = config_from_settings(protocol.config_cls, settings)
+        seed_everything(req.seed)
+        method = create_method(req.method, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
+        method.fit(tuning.train, budget, progress=False,
+                   on_step=_pruning_callback(trial, method, tuning, budget.iterations))
+        with tempfile.TemporaryDirectory() as tmp:  # features of this trial only
+            features = FeatureCache(Path(tmp), f"trial{trial.number}", method, tuning)
+            records = protocol.run(Encoded(method, tuning, features, req.seed, device), protocol_cfg)
+        values = [r.value for r in records if r.metric == objective_metric and not math.isnan(r.value)]
+        if not values:
+            raise ValueError(f"{req.protocol} gave no {objective_metric!r} to optimise")
+        return max(values)
+
+    return objective
+
+
+def run_sweep(req: SweepRequest, data: DataSplits, device: torch.device) -> optuna.Study:
+    study = load_study(req)
+    study.optimize(objective_for(req, data, device), n_trials=req.trials, timeout=req.timeout,
+                   catch=(FloatingPointError,))  # a diverging trial fails; the sweep goes on
+    save_best(study, req)
+    return study
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def best_overrides(study: optuna.Study, digits: int = 4) -> dict[str, Any]:
+    """The best trial's parameters, floats rounded to ``digits`` significant digits (readable labels)."""
+    if not finished_trials(study):
+        raise ValueError(f"study {study.study_name!r} has no finished trial yet; run more trials")
+    return {k: float(f"{v:.{digits}g}") if isinstance(v, float) else v for k, v in study.best_params.items()}
+
+
+def save_best(study: optuna.Study, req: SweepRequest) -> Path | None:
+    """Write the best parameters and the budget to ``<results>/sweeps/<study>.json``."""
+    if not finished_trials(study):
+        return None
+    path = Path(req.results) / "sweeps" / f"{study.study_name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"study": study.study_name, "best_value": study.best_value, "best_params": study.best_params,
+               "trials": len(study.trials), "finished": len(finished_trials(study)),
+               "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return path

@@ -1,0 +1,92 @@
+"""Optuna sweeps: validation-only objective, resumable studies, pruning, shared workers, finalize."""
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+import torch
+
+from benchmarks import sweep
+from benchmarks.__main__ import main
+from benchmarks.store import ResultsStore
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _request(tmp_path, **kw):
+    args = {"method": "drl", "protocol": "probe", "preset": "smoke", "trials": 2,
+            "storage": str(tmp_path / "journal.log"), "results": str(tmp_path / "r")}
+    return sweep.SweepRequest(**{**args, **kw})
+
+
+def test_tuning_view_never_holds_the_test_split(toy_data):
+    view = sweep.tuning_view(toy_data, seed=0)
+    assert view.test is toy_data.val  # the trial's "test" is the real validation split
+    assert len(view.train) + len(view.val) == len(toy_data.train)
+    assert not any(torch.equal(a, b) for a in view.val.images for b in toy_data.test.images[:5])
+
+
+def test_study_resumes_and_its_best_value_never_drops(tmp_path, toy_data):
+    req = _request(tmp_path)
+    first = sweep.run_sweep(req, toy_data, torch.device("cpu"))
+    best_first = first.best_value
+    second = sweep.run_sweep(req, toy_data, torch.device("cpu"))  # the same storage: trials are added
+    assert len(second.trials) == 4 and [t.number for t in second.trials] == [0, 1, 2, 3]
+    assert second.best_value >= best_first
+    saved = json.loads((tmp_path / "r" / "sweeps" / f"{second.study_name}.json").read_text())
+    assert saved["trials"] == 4 and saved["best_value"] == second.best_value
+
+
+def test_a_deliberately_bad_trial_is_pruned(tmp_path, toy_data, monkeypatch):
+    # The pruning signal, made to depend only on the regulariser: reg_weight >= 1e-4 is "bad".
+    monkeypatch.setattr(sweep, "proxy_score", lambda method, data: 0.9 if method.cfg.reg_weight < 1e-4 else 0.1)
+    req = _request(tmp_path, trials=3)
+    study = sweep.load_study(req)
+    for reg in (1e-6, 1e-6, 1e-3):  # two good trials start the median pruner, then a bad one
+        study.enqueue_trial({"lr": 1e-3, "reg_weight": reg, "t_sampling": "uniform"})
+    study = sweep.run_sweep(req, toy_data, torch.device("cpu"))
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.PRUNED]
+    assert study.trials[2].intermediate_values == {5: 0.1}  # stopped at its first report (smoke: 20 steps)
+
+
+def test_two_workers_share_a_journal_study_and_finalize_records_the_budget(tmp_path):
+    journal, results = tmp_path / "study.log", tmp_path / "r"
+    cmd = [sys.executable, "-m", "benchmarks", "sweep", "--method", "drl", "--protocol", "probe",
+           "--preset", "smoke", "--trials", "2", "--storage", str(journal), "--study", "shared",
+           "--results", str(results), "--no-progress"]
+    workers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err.decode()[-2000:]
+    study = sweep.load_study(_request(tmp_path, storage=str(journal), study="shared"))
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # none lost, none duplicated
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+
+    args = ["sweep", "--method", "drl", "--protocol", "probe", "--preset", "smoke", "--storage", str(journal),
+            "--study", "shared", "--finalize", "--seeds", "0", "--results", str(results),
+            "--leaderboards", str(tmp_path / "b"), "--no-progress"]
+    assert main(args) == 0
+    frame = ResultsStore(results).frame()
+    config = json.loads(frame["config"].iloc[0])
+    assert config["sweep"] == {"study": "shared", "trials": 4, "best_value": study.best_value}
+    assert set(study.best_params) <= {k.split("=")[0] for k in frame["variant"].iloc[0].split("; ")}
+    assert "| 4 (shared) |" in (tmp_path / "b" / "digits" / "probe.md").read_text()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--method", "drl,ae"], "sweep tunes one method on one protocol"),
+    (["--trials", "0"], "--trials 0: give a positive number of trials"),
+    (["--finalize"], "has no finished trial yet"),
+    (["--method", "drll"], "unknown method 'drll'"),
+])
+def test_bad_sweep_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    args = ["sweep", "--method", "drl", "--protocol", "probe", "--preset", "smoke", "--results", str(tmp_path),
+            "--storage", str(tmp_path / "j.log"), *extra]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
