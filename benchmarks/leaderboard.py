@@ -350,19 +350,24 @@ def _protocol_notes(protocol: str) -> list[str]:
     return ["## Protocol", "", notes.strip(), ""] if notes else []
 
 
-def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]) -> list[str]:
+def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str],
+                hide: Sequence[str] = ()) -> list[str]:
     """Markdown: one row per value of ``row``, one column per entry and combination of ``columns``.
 
     The shape of a paper's summary table (the DRL paper's Table 1: label counts x
-    initialisation x mixup). The best mean of each row is bold for accuracies.
+    initialisation x mixup). The best mean of each row is bold for accuracies. Overrides
+    named in ``hide`` are left out of the column names (the row or a column already says them).
     """
     rows = agg[agg["metric"] == metric]
     if rows.empty:
         return []
 
+    def shown_variant(variant: str) -> str:
+        return "; ".join(p for p in variant.split("; ") if p and p.split("=")[0] not in hide)
+
     def column_name(rec: dict) -> str:
-        parts = [entry_name(rec["method"], rec["variant"]) if c == "method" else _setting_text(rec[c])
-                 for c in columns]
+        parts = [entry_name(rec["method"], shown_variant(rec["variant"])) if c == "method"
+                 else _setting_text(rec[c]) for c in columns]
         return " · ".join(p for p in parts if p)
 
     cells: dict[tuple[str, str], tuple[float, float, int]] = {}
@@ -395,7 +400,7 @@ def _summary_section(protocol: str, agg: pd.DataFrame) -> list[str]:
         return []
     lines = [f"## {layout['title']}", ""]
     for metric in layout["metrics"]:
-        table = pivot_table(agg, metric, layout["row"], layout["columns"])
+        table = pivot_table(agg, metric, layout["row"], layout["columns"], layout.get("hide", ()))
         if table:
             lines += [f"{metric}{' (%)' if is_accuracy(metric) else ''}:", "", *table, ""]
     return lines

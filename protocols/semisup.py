@@ -358,7 +358,8 @@ class Semisup:
     metrics = ("accuracy", "warmup_accuracy", "val_accuracy", "pseudo_label_accuracy", "t_final")
     test_metrics = ("accuracy", "warmup_accuracy")
     summary = {"title": "Table 1: test accuracy by label count, initialisation and mixup",
-               "row": "labels", "columns": ("method", "head"), "metrics": ("accuracy", "t_final")}
+               "row": "labels", "columns": ("method", "head"), "metrics": ("accuracy", "t_final"),
+               "hide": ("mixup", "semisup_labels")}  # the head and the row say these
     notes = """
 LaplaceNet (Sellars et al. 2021) with its feature extractor initialised from the
 method's encoder, as in the DRL paper's Table 1: rows are label counts, columns
