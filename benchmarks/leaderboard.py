@@ -351,12 +351,14 @@ def _protocol_notes(protocol: str) -> list[str]:
 
 
 def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str],
-                hide: Sequence[str] = ()) -> list[str]:
+                hide: Sequence[str] = (), raw: pd.DataFrame | None = None) -> list[str]:
     """Markdown: one row per value of ``row``, one column per entry and combination of ``columns``.
 
     The shape of a paper's summary table (the DRL paper's Table 1: label counts x
     initialisation x mixup). The best mean of each row is bold for accuracies. Overrides
     named in ``hide`` are left out of the column names (the row or a column already says them).
+    With ``raw`` (the normalised rows), a dagger marks a cell significantly better than the
+    next-best cell of its row, paired over seeds.
     """
     rows = agg[agg["metric"] == metric]
     if rows.empty:
@@ -380,27 +382,40 @@ def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]
         heads[head] = None
         cells[(key, head)] = (rec["mean"], rec["std"], int(rec["n"]))
     keys.sort(key=lambda k: (len(k), k))  # numbers as numbers: 10 < 90 < 100
+    seeds: dict[tuple[str, str], dict[int, float]] = {}
+    if raw is not None:
+        for rec in raw[raw["metric"] == metric].to_dict(orient="records"):
+            if not math.isnan(rec["value"]):
+                seeds.setdefault((_setting_text(rec[row]), column_name(rec)), {})[int(rec["seed"])] = rec["value"]
+    marked = set()
+    if is_accuracy(metric):
+        for key in keys:
+            ranked = sorted((h for h in heads if (key, h) in cells), key=lambda h: -cells[(key, h)][0])
+            for a, b in zip(ranked, ranked[1:]):
+                if stats.significantly_better(seeds.get((key, a), {}), seeds.get((key, b), {})):
+                    marked.add((key, a))
     body = []
     for key in keys:
         found = [cells[(key, h)][0] for h in heads if (key, h) in cells]
         best = _fmt_number(max(found), metric) if is_accuracy(metric) and len(found) > 1 else None
         line = [key]
         for h in heads:
-            stats = cells.get((key, h))
-            line.append("" if stats is None else
-                        format_cell(*stats, metric, bold=best == _fmt_number(stats[0], metric)))
+            cell = cells.get((key, h))
+            line.append("" if cell is None else
+                        format_cell(*cell, metric, bold=best == _fmt_number(cell[0], metric),
+                                    better_than_next=(key, h) in marked))
         body.append(line)
     return _md_table([row, *heads], body)
 
 
-def _summary_section(protocol: str, agg: pd.DataFrame) -> list[str]:
+def _summary_section(protocol: str, agg: pd.DataFrame, raw: pd.DataFrame | None = None) -> list[str]:
     """A protocol's ``summary`` layout ({title, row, columns, metrics}) as pivot tables, if it has one."""
     layout = getattr(_protocol_class(protocol), "summary", None)
     if not layout:
         return []
     lines = [f"## {layout['title']}", ""]
     for metric in layout["metrics"]:
-        table = pivot_table(agg, metric, layout["row"], layout["columns"], layout.get("hide", ()))
+        table = pivot_table(agg, metric, layout["row"], layout["columns"], layout.get("hide", ()), raw)
         if table:
             lines += [f"{metric}{' (%)' if is_accuracy(metric) else ''}:", "", *table, ""]
     return lines
@@ -422,7 +437,7 @@ def _page_text(
     ]
     lines += _commands_section(page)
     lines += _protocol_notes(protocol)
-    lines += _summary_section(protocol, agg)
+    lines += _summary_section(protocol, agg, page)
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
         if metric in figures:
