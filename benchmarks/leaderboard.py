@@ -28,6 +28,7 @@ AGG_KEYS = ["method", "variant", "preset", "metric", "head", "labels", "points",
 AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n", "ci_low", "ci_high"]  # the per-page CSV
 GENERATED_SUFFIXES = (".md", ".csv", ".png", ".json")  # what stale-page removal may delete
 CONFIG_FOLDER = "configs"  # full settings per config hash, linked from every page
+COMMIT_FOLDER = "commits"  # per commit: the runs it produced, linked from every page
 PRIMARY_METRIC = "accuracy"
 GENERATOR = "python -m benchmarks leaderboard"
 BAR_METRICS = ("attention",)  # distributions over t: bars per entry rather than lines
@@ -263,6 +264,30 @@ def metric_table(agg: pd.DataFrame, metric: str, raw: pd.DataFrame | None = None
 # -- compute / provenance table ------------------------------------------------------
 
 
+def _write_commits(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """``commits/<sha>.md``: which runs a commit produced, and how to see its code."""
+    runs = df.drop_duplicates(["commit", "dataset", "protocol", *ENTRY_COLUMNS, "seed"])
+    written = []
+    for commit, g in runs.groupby("commit", sort=True):
+        if not commit:
+            continue
+        sha = commit.removesuffix("+dirty")
+        lines = [f"# Commit `{commit}`", "",
+                 f"The code of these numbers: `git show {sha}` (or `git checkout {sha}`) in a clone of this "
+                 "repository." + (" `+dirty`: the working tree had uncommitted changes." if commit != sha else ""),
+                 "", "Runs stored from it (seeds per dataset, protocol and entry):", ""]
+        body = [[d, p, entry_name(m, v), pr, ",".join(str(x) for x in sorted(gg["seed"]))]
+                for (d, p, m, v, pr), gg in g.groupby(["dataset", "protocol", *ENTRY_COLUMNS], sort=True)]
+        lines += [*_md_table(["dataset", "protocol", "method", "preset", "seeds"], body), ""]
+        written.append(_write(out_dir / COMMIT_FOLDER / f"{safe_name(commit)}.md", "\n".join(lines)))
+    return written
+
+
+def _commit_links(commits: pd.Series) -> str:
+    links = [f"[`{c}`](../{COMMIT_FOLDER}/{safe_name(c)}.md)" for c in sorted(set(commits)) if c]
+    return ", ".join(links) or DASH
+
+
 def _config_links(hashes: pd.Series) -> str:
     """Each config hash, linked to its full settings (written by ``_write_configs``)."""
     links = [f"[`{h}`](../{CONFIG_FOLDER}/{safe_name(h)}.json)" for h in sorted(set(hashes)) if h]
@@ -317,7 +342,7 @@ def compute_table(page: pd.DataFrame) -> list[str]:
                 _fmt_mean(g["images_per_s"], ".1f"),
                 _fmt_mean(g["wall_time_s"], ".1f"),
                 _sweep_trials(g["config"]),
-                _unique_text(g["commit"]),
+                _commit_links(g["commit"]),
                 _config_links(g["config_hash"]),
             ]
         )
@@ -609,7 +634,7 @@ def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     agg = aggregate(frame)
     pages = [(str(d), str(p), g) for (d, p), g in df.groupby(["dataset", "protocol"], sort=True)]
     _check_unique_paths(pages)
-    written: list[Path] = _write_configs(df, out_dir)
+    written: list[Path] = _write_configs(df, out_dir) + _write_commits(df, out_dir)
     texts = []
     for dataset, protocol, page in pages:
         page_agg = agg[(agg["dataset"] == dataset) & (agg["protocol"] == protocol)]

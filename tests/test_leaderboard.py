@@ -80,6 +80,7 @@ def test_deterministic_bytes(tmp_path):
         "index.html",
         "configs/h-ae.json",
         "configs/h-drl.json",
+        "commits/abc123.md",
     }
 
 
@@ -290,17 +291,21 @@ def test_html_leaderboard_is_one_file_with_every_page_sortable_tables_and_plots(
     assert page.startswith("<!DOCTYPE html>") and "<script>" in page
     for anchor in ("digits-probe", "digits-svm"):
         assert f'<section id="{anchor}">' in page and f'href="#{anchor}"' in page  # index -> section
-    tables = sum(p.read_text().count("\n|---") for p in (tmp_path / "lb").rglob("*.md"))
+    pages = [tmp_path / "lb" / "README.md", *(tmp_path / "lb" / "digits").glob("*.md")]
+    tables = sum(p.read_text().count("\n|---") for p in pages)
     assert page.count('<table class="sortable">') == tables  # every markdown table, sortable
     assert '<img src="digits/probe_accuracy_vs_t.png"' in page
     assert '<b>93.00</b>' in page  # bold best mean survives
 
 
-def test_every_entry_links_its_full_config(tmp_path):
+def test_every_entry_links_its_full_config_and_commit(tmp_path):
     generate(_frame(tmp_path), tmp_path / "lb")
     page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
     assert "[`h-drl`](../configs/h-drl.json)" in page
     assert (tmp_path / "lb" / "configs" / "h-drl.json").is_file()
+    assert "[`abc123`](../commits/abc123.md)" in page
+    commit_page = (tmp_path / "lb" / "commits" / "abc123.md").read_text()
+    assert "git show abc123" in commit_page and "| digits | probe | drl | tiny | 0,1,2 |" in commit_page
 
 
 def test_markdown_subset_to_html():
