@@ -10,8 +10,10 @@ store are removed: the folder mirrors the store.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +67,14 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof=1) and count over seeds of every (entry, setting, metric, t)."""
+    """Mean, std (ddof=1), count and 95% interval over seeds of every (entry, setting, metric, t)."""
+    return _aggregate_normalised(_normalise(frame))
+
+
+def _aggregate_normalised(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "protocol", *AGG_KEYS]
-    df = _normalise(frame)
     if df.empty:
-        return pd.DataFrame(columns=[*keys, "mean", "std", "n"])
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n", "ci_low", "ci_high"])
     grouped = df.groupby(keys, dropna=False, sort=True)["value"]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["n"] = out["n"].astype("int64")
@@ -211,11 +216,8 @@ def _better_than_next(grid: _Grid, metric: str) -> set[tuple]:
     marked = set()
     for members in groups.values():
         for _, t in grid.columns:
-            ranked = sorted((r for r in members if (r, t) in grid.cells and not math.isnan(grid.cells[(r, t)][0])),
-                            key=lambda r: -grid.cells[(r, t)][0])
-            for a, b in zip(ranked, ranked[1:]):
-                if stats.significantly_better(grid.seeds.get((a, t), {}), grid.seeds.get((b, t), {})):
-                    marked.add((a, t))
+            cells = [(r, t) for r in members if (r, t) in grid.cells]
+            marked |= stats.better_than_next({c: grid.cells[c][0] for c in cells}, grid.seeds)
     return marked
 
 
@@ -306,8 +308,6 @@ def _fmt_mean(values: pd.Series, fmt: str) -> str:
 
 def _sweep_trials(configs: pd.Series) -> str:
     """How many Optuna trials chose an entry's settings ('–': the preset's, untuned)."""
-    import json
-
     trials = set()
     for text in configs:
         sweep = json.loads(text).get("sweep") if isinstance(text, str) and text else None
@@ -415,10 +415,8 @@ def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]
     marked = set()
     if is_accuracy(metric):
         for key in keys:
-            ranked = sorted((h for h in heads if (key, h) in cells), key=lambda h: -cells[(key, h)][0])
-            for a, b in zip(ranked, ranked[1:]):
-                if stats.significantly_better(seeds.get((key, a), {}), seeds.get((key, b), {})):
-                    marked.add((key, a))
+            in_row = [(key, h) for h in heads if (key, h) in cells]
+            marked |= stats.better_than_next({c: cells[c][0] for c in in_row}, seeds)
     body = []
     for key in keys:
         found = [cells[(key, h)][0] for h in heads if (key, h) in cells]
@@ -535,15 +533,13 @@ def _draw_figures(agg: pd.DataFrame, title: str, folder: Path, stem: str) -> dic
             plots.plot_bars_over_t(rows, metric, title, path)
         elif kind == "vs_t":
             plots.plot_metric_vs_t(rows, metric, title, path, settings)
-        elif kind == "vs_points":
-            plots.plot_metric_vs_points(rows, metric, title, path, settings)
-        else:
-            plots.plot_metric_vs_labels(rows, metric, title, path, settings)
+        else:  # "vs_points" or "vs_labels"
+            plots.plot_metric_vs_count(rows, metric, title, path, settings, axis=kind.removeprefix("vs_"))
         figures[metric] = (file, _CAPTIONS[kind].format(metric))
     return figures
 
 
-def _index_text(pages: list[tuple[str, str, pd.DataFrame]]) -> str:
+def _index_text(pages: list[tuple[str, str, pd.DataFrame]], agg: pd.DataFrame) -> str:
     lines = [
         "# Leaderboards",
         "",
@@ -566,19 +562,16 @@ def _index_text(pages: list[tuple[str, str, pd.DataFrame]]) -> str:
             ]
         )
     header = ["dataset", "protocol", "methods", "seeds", "numbers"]
-    return "\n".join([*lines, *_md_table(header, body), "", *_rank_section(pages)])
+    return "\n".join([*lines, *_md_table(header, body), "", *_rank_section(agg)])
 
 
-def _rank_section(pages: list[tuple[str, str, pd.DataFrame]]) -> list[str]:
+def _rank_section(agg: pd.DataFrame) -> list[str]:
     """Average rank of every entry per protocol, over datasets, on the primary metric."""
     ranks: dict[str, pd.Series] = {}
     counts: dict[str, pd.Series] = {}
-    for protocol in sorted({p for _, p, _ in pages}):
-        agg = aggregate(pd.concat([g for _, p, g in pages if p == protocol]))
-        agg = agg[agg["metric"] == PRIMARY_METRIC]
-        if agg.empty:
-            continue
-        cells = agg.assign(entry=[entry_name(m, v) for m, v in zip(agg["method"], agg["variant"], strict=True)])
+    primary = agg[agg["metric"] == PRIMARY_METRIC]
+    for protocol, rows in primary.groupby("protocol", sort=True):
+        cells = rows.assign(entry=[entry_name(m, v) for m, v in zip(rows["method"], rows["variant"], strict=True)])
         for col in ("head", "labels", "points", "t2", "t"):
             cells[col] = cells[col].map(_setting_text)
         ranks[protocol] = stats.average_ranks(cells, cell=("preset", "head", "labels", "points", "t2", "t"))
@@ -631,7 +624,7 @@ def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = _normalise(frame)
-    agg = aggregate(frame)
+    agg = _aggregate_normalised(df)
     pages = [(str(d), str(p), g) for (d, p), g in df.groupby(["dataset", "protocol"], sort=True)]
     _check_unique_paths(pages)
     written: list[Path] = _write_configs(df, out_dir) + _write_commits(df, out_dir)
@@ -641,7 +634,7 @@ def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         files, text = _write_page(out_dir, dataset, protocol, page, page_agg)
         written += files
         texts.append((dataset, protocol, f"{safe_name(dataset)}/{safe_name(protocol)}", text))
-    index = _index_text(pages)
+    index = _index_text(pages, agg)
     written.append(_write(out_dir / "README.md", index))
     written.append(_write(out_dir / "index.html", html.leaderboard_html(index, texts)))
     _remove_stale(out_dir, set(written))
@@ -650,8 +643,6 @@ def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 
 def _write_configs(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """``configs/<hash>.json``: the full settings behind every config hash a page links to."""
-    import json
-
     written = []
     for config_hash, text in sorted(set(zip(df["config_hash"], df["config"], strict=True))):
         if config_hash and text:
@@ -667,8 +658,6 @@ def check(frame: pd.DataFrame, out_dir: str | Path) -> list[str]:
     depend on the matplotlib build and fonts of the machine, not on the numbers. An empty
     list means the committed leaderboards are what the store gives.
     """
-    import tempfile
-
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:
         fresh = {p.relative_to(tmp): p.read_bytes() for p in generate(frame, tmp)}

@@ -147,24 +147,17 @@ def plot_metric_vs_t(agg: pd.DataFrame, metric: str, title: str, path: Path, set
                [c for c in settings if c != "head"])
 
 
-def plot_metric_vs_points(agg: pd.DataFrame, metric: str, title: str, path: Path,
-                          settings: Sequence[str]) -> None:
-    """A metric against the number K of trajectory points, one subplot per head."""
-    def ticks(ks: list) -> tuple[list, list[str]]:
-        return [int(k) for k in ks], [str(int(k)) for k in ks]
-
-    _line_plot(agg[agg["points"].notna()], "points", metric, title, path, "trajectory points K (log scale)",
-               ticks, [c for c in settings if c not in ("head", "points")], log_x=True)
+COUNT_AXES = {"points": "trajectory points K", "labels": "labelled images"}
 
 
-def plot_metric_vs_labels(agg: pd.DataFrame, metric: str, title: str, path: Path,
-                          settings: Sequence[str]) -> None:
-    """A metric against the number of labelled images (semi-supervised), one subplot per head."""
+def plot_metric_vs_count(agg: pd.DataFrame, metric: str, title: str, path: Path, settings: Sequence[str],
+                         axis: str) -> None:
+    """A metric against a count (``axis``: K trajectory points or labelled images), log x, one subplot per head."""
     def ticks(ns: list) -> tuple[list, list[str]]:
         return [int(n) for n in ns], [str(int(n)) for n in ns]
 
-    _line_plot(agg[agg["labels"].notna()], "labels", metric, title, path, "labelled images (log scale)",
-               ticks, [c for c in settings if c not in ("head", "labels")], log_x=True)
+    _line_plot(agg[agg[axis].notna()], axis, metric, title, path, f"{COUNT_AXES[axis]} (log scale)",
+               ticks, [c for c in settings if c not in ("head", axis)], log_x=True)
 
 
 def plot_heatmaps(agg: pd.DataFrame, metric: str, title: str, path: Path) -> None:

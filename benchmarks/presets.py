@@ -121,13 +121,18 @@ def preset_settings(name: str, image_shape: tuple[int, int, int]) -> dict[str, A
 
 def parse_overrides(pairs: Iterable[str], config_classes: Iterable[type]) -> dict[str, Any]:
     """``["latent_dim=2", "heads=linear"]`` -> typed values, checked against the config fields."""
+    config_classes = list(config_classes)
     types = _field_types(config_classes)
+    # A config may name settings it does not take, with what to do instead (SETTING_HINTS).
+    hints = {k: v for cls in config_classes for k, v in getattr(cls, "SETTING_HINTS", {}).items()}
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             raise SettingError(f"malformed --set {pair!r}; expected key=value")
+        if key not in types and key in hints:
+            raise SettingError(f"--set {pair}: {hints[key]}")
         if key not in types:
             raise SettingError(f"unknown setting {key!r} in --set {pair!r}; valid: {', '.join(sorted(types))}")
         out[key] = _convert(key, raw.strip(), types[key])

@@ -79,11 +79,6 @@ def validate(req: RunRequest) -> Plan:
     _check_names("preset", (req.preset,), list(PRESETS))
     if not req.seeds:
         raise UsageError("--seeds is empty; give integers such as 0,1,2")
-    init = next((pair for pair in req.overrides if pair.partition("=")[0].strip() == "init"), None)
-    if init is not None:  # the paper's wording for semisup; here the initialising encoder is the method
-        raise UsageError(f"--set {init}: the semisup initialisation is the method itself; run "
-                         f"--method {init.partition('=')[2] or 'drl'} --protocol semisup "
-                         f"(valid: none for a random initialisation, or {', '.join(available_methods())})")
     classes = [get_method_class(m).config_cls for m in req.methods] + [Budget]
     classes += [create_protocol(p).config_cls for p in req.protocols]
     try:

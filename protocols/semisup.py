@@ -25,7 +25,7 @@ import copy
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -56,6 +56,11 @@ EVAL_BATCH = 512
 
 @dataclass(frozen=True)
 class SemisupConfig:
+    # The paper's "--set init=..." is --method here: the stored method column is the initialisation.
+    SETTING_HINTS: ClassVar[dict[str, str]] = {
+        "init": "the semisup initialisation is the method itself; run --method NAME --protocol semisup "
+                "(none: a random initialisation)"}
+
     semisup_labels: tuple[int, ...] = ()   # empty: the dataset's ladder (SEMISUP_LADDERS or proportional)
     mixup: bool = False                    # the DRL paper's Table 1 is without mixup
     mixup_alpha: float = 1.0
@@ -191,6 +196,10 @@ class LaplaceNet:
                  device: torch.device, progress: bool = False):
         self.method, self.data, self.cfg, self.device, self.progress = method, data, cfg, device, progress
         self.labelled, self.pool = labelled, pool
+        # Fixed for the whole run: the labelled images, the pool, and where the labelled ones sit in it.
+        self.labelled_data, self.pool_data = data.train.subset(labelled), data.train.subset(pool)
+        in_pool = torch.isin(pool, labelled)
+        self.labelled_rows, self.unlabelled_rows = torch.nonzero(in_pool).flatten(), torch.nonzero(~in_pool).flatten()
         self.model = SemisupClassifier(method, data.num_classes, cfg.t_init, cfg.learn_t).to(device)
         c, h, _ = data.image_shape
         self.augment = Augmenter(h, hflip=c == 3)  # flips for natural images only, as in pretraining
@@ -218,7 +227,7 @@ class LaplaceNet:
     # -- pieces --------------------------------------------------------------------------
     def _train_step(self, images: Tensor, labels: Tensor, strong: Tensor) -> float:
         """One SGD step on ``aug_num`` augmented copies of the batch (``strong`` marks pseudo-labelled rows)."""
-        views, targets = [], []
+        views = []
         for _ in range(self.cfg.semisup_aug_num):
             view = torch.empty_like(images)
             if (~strong).any():
@@ -226,9 +235,8 @@ class LaplaceNet:
             if strong.any():
                 view[strong] = self.augment.strong(images[strong])
             views.append(view)
-            targets.append(labels)
         x = self.method.normalise(torch.cat(views))
-        y = torch.cat(targets).to(self.device)
+        y = labels.repeat(self.cfg.semisup_aug_num).to(self.device)
         if self.mixup is not None and len(x) >= 2:
             x, y = x[: len(x) // 2 * 2], y[: len(y) // 2 * 2]  # timm's batch mixup pairs the batch with its flip
             x, soft = self.mixup(x, y)
@@ -260,9 +268,8 @@ class LaplaceNet:
         return float((self._eval_outputs(part.images).argmax(1) == part.labels).float().mean())
 
     def _labelled_loss(self) -> float:
-        part = self.data.train.subset(self.labelled)
-        logits = self._eval_outputs(part.images)
-        return float(nn.functional.cross_entropy(logits, part.labels))
+        logits = self._eval_outputs(self.labelled_data.images)
+        return float(nn.functional.cross_entropy(logits, self.labelled_data.labels))
 
     def scan_t(self) -> float:
         """The paper's scan: the labelled training loss at 11 values of t; start from the lowest."""
@@ -275,8 +282,7 @@ class LaplaceNet:
         return best
 
     def warmup_epoch(self) -> None:
-        images = self.data.train.images[self.labelled]
-        labels = self.data.train.labels[self.labelled]
+        images, labels = self.labelled_data.images, self.labelled_data.labels
         order = torch.randperm(len(images))
         for start in range(0, len(order), self.cfg.semisup_batch_size):
             batch = order[start:start + self.cfg.semisup_batch_size]
@@ -284,28 +290,21 @@ class LaplaceNet:
 
     def assign_pseudo_labels(self) -> tuple[Tensor, float]:
         """Pseudo-labels of the pool (labelled rows keep theirs) and their accuracy on the unlabelled rows."""
-        codes = self._eval_outputs(self.data.train.images[self.pool], features=True).to(self.device)
-        true = self.data.train.labels[self.pool]
-        is_labelled = torch.isin(self.pool, self.labelled)
-        rows = torch.nonzero(is_labelled).flatten()
-        cfg = self.cfg
+        codes = self._eval_outputs(self.pool_data.images, features=True).to(self.device)
+        true, rows, cfg = self.pool_data.labels, self.labelled_rows, self.cfg
         labels = pseudo_labels(codes, rows, true[rows], self.data.num_classes, k=cfg.semisup_k,
                                alpha=cfg.semisup_alpha, cg_iterations=cfg.semisup_cg_iterations,
                                cg_tol=cfg.semisup_cg_tol, align_iterations=cfg.semisup_align_iterations)
-        hidden = ~is_labelled  # true labels of unlabelled images: measured, never used for training
-        accuracy = float((labels[hidden] == true[hidden]).float().mean()) if hidden.any() else 1.0
+        hidden = self.unlabelled_rows  # their true labels are measured against, never trained on
+        accuracy = float((labels[hidden] == true[hidden]).float().mean()) if len(hidden) else 1.0
         return labels, accuracy
 
     def round_epoch(self, labels: Tensor) -> None:
         """One pass over the pool's pseudo-labelled images, each batch joined by labelled ones."""
-        cfg = self.cfg
-        is_labelled = torch.isin(self.pool, self.labelled)
-        unlabelled = torch.nonzero(~is_labelled).flatten()
-        labelled = torch.nonzero(is_labelled).flatten()
-        images = self.data.train.images[self.pool]
+        cfg, images, unlabelled = self.cfg, self.pool_data.images, self.unlabelled_rows
         per_step = cfg.semisup_batch_size - cfg.semisup_labelled_batch
         order = unlabelled[torch.randperm(len(unlabelled))]
-        cycle = _Cycle(labelled)
+        cycle = _Cycle(self.labelled_rows)
         for start in range(0, max(len(order), 1), per_step):
             pseudo = order[start:start + per_step]
             known = cycle.take(cfg.semisup_labelled_batch)

@@ -7,6 +7,7 @@ import pytest
 
 from benchmarks.stats import (
     average_ranks,
+    better_than_next,
     confidence_interval,
     paired_p_value,
     significantly_better,
@@ -52,3 +53,10 @@ def test_average_ranks_over_cells_then_datasets():
     ], columns=["dataset", "cell", "entry", "mean"])
     ranks = average_ranks(cells)
     assert ranks.to_dict() == {"A": 1.5, "B": 1.5, "C": 3.0}
+
+
+def test_better_than_next_ranks_by_mean_and_pairs_by_seed():
+    means = {"a": 0.9, "b": 0.8, "c": 0.7, "d": math.nan}
+    seeds = {"a": {0: 0.9, 1: 0.9}, "b": {0: 0.8, 1: 0.8}, "c": {0: 0.9, 1: 0.5}}
+    # a beats b on both seeds; b vs c is a tie on average with spread: not significant; d has no mean.
+    assert better_than_next(means, seeds) == {"a"}
