@@ -58,6 +58,10 @@ class CheckpointStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
 
+    def snapshot_path(self, key: str) -> Path:
+        """Where an unfinished pretraining keeps its resumable state (deleted when it finishes)."""
+        return self.root / f"{key}.partial.pt"
+
     def load(self, key: str) -> dict[str, Any] | None:
         path = self.path(key)
         if not path.exists():

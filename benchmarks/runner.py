@@ -33,11 +33,20 @@ from methods.base import (
     DataSpec,
     History,
     Method,
+    TrainOptions,
     available_methods,
     config_from_settings,
     create_method,
     get_method_class,
     seed_everything,
+)
+from methods.training import (
+    SPEED_SETTINGS,
+    TrainingSetupError,
+    barrier,
+    history_from_dict,
+    init_distributed,
+    is_main_process,
 )
 from protocols.base import Encoded, available_protocols, create_protocol
 
@@ -79,7 +88,7 @@ def validate(req: RunRequest) -> Plan:
     _check_names("preset", (req.preset,), list(PRESETS))
     if not req.seeds:
         raise UsageError("--seeds is empty; give integers such as 0,1,2")
-    classes = [get_method_class(m).config_cls for m in req.methods] + [Budget]
+    classes = [get_method_class(m).config_cls for m in req.methods] + [Budget, TrainOptions]
     classes += [create_protocol(p).config_cls for p in req.protocols]
     try:
         overrides = parse_overrides(req.overrides, classes)
@@ -114,8 +123,13 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
             ) -> tuple[ResultsStore, str]:
     """Run the plan; returns the store and the dataset's stored name."""
     req = plan.request
+    rank_device = init_distributed()  # under torchrun: join the group; CUDA ranks get their own GPU
+    if rank_device is not None:
+        plan = dataclasses.replace(plan, device=rank_device)
+    if not is_main_process():
+        log = _quiet
     try:
-        store = ResultsStore(req.results)
+        store = ResultsStore(req.results) if is_main_process() else None
         data = load_dataset(req.dataset, root=req.data_root, download=req.download)
     except (DatasetError, StoreError) as err:
         raise UsageError(str(err)) from None
@@ -123,6 +137,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
     try:  # build every config before computing anything: a bad value fails in a second
         method_cfgs = {m: config_from_settings(get_method_class(m).config_cls, settings) for m in req.methods}
         budget = config_from_settings(Budget, settings)
+        options = config_from_settings(TrainOptions, settings)
         protocols = {p: create_protocol(p) for p in req.protocols}
         protocol_cfgs = {p: config_from_settings(protocols[p].config_cls, settings) for p in req.protocols}
         for p, protocol in protocols.items():  # settings that only the data can refute (label counts...)
@@ -130,7 +145,8 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
                 protocol.check_data(data, protocol_cfgs[p])
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
-    variant = canonical_variant(plan.overrides)
+    # Settings that change speed, not results, do not make a run a different entry.
+    variant = canonical_variant({k: v for k, v in plan.overrides.items() if k not in SPEED_SETTINGS})
     checkpoints = CheckpointStore(Path(req.results))
     log(f"dataset {data.name}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
         f"images {data.image_shape}; preset {req.preset}{' [' + variant + ']' if variant else ''}; "
@@ -141,9 +157,14 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
             key_fields = {"method": method_name, "config": dataclasses.asdict(method_cfgs[method_name]),
                           "budget": dataclasses.asdict(budget), "data": data.fingerprint(),
                           "seed": seed, "format": CACHE_FORMAT}
+            precision = options.resolved_precision(plan.device)
+            if precision != "fp32":  # reduced precision learns a different encoder (fp32 keys unchanged)
+                key_fields["precision"] = precision
             ckpt = stable_hash(key_fields)
-            method, history = _fitted_method(method_name, method_cfgs[method_name], budget, data, seed,
-                                             ckpt, checkpoints, plan.device, req.progress, log)
+            method, history = _fitted_method(method_name, method_cfgs[method_name], budget, options, data,
+                                             seed, ckpt, checkpoints, plan.device, req.progress, log)
+            if not is_main_process():  # other ranks only help pretrain
+                continue
             features = FeatureCache(Path(req.results), ckpt, method, data, progress=req.progress)
             encoded = Encoded(method, data, features, seed, plan.device, Path(req.results) / "artifacts",
                               progress=req.progress)
@@ -167,20 +188,26 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
                 store.write(info, records)
                 log(f"{method_name} seed {seed} {name}: {len(records)} numbers stored "
                     f"({info.wall_time_s:.1f} s)")
+    if store is None:  # not rank 0
+        return store, data.name
     leaderboard.generate(store.frame(), req.leaderboards)
     log(f"leaderboards regenerated in {req.leaderboards}/")
     return store, data.name
 
 
-def _fitted_method(name: str, cfg: Any, budget: Budget, data: DataSplits, seed: int, ckpt: str,
-                   checkpoints: CheckpointStore, device: torch.device, progress: bool,
-                   log: Callable[[str], None]) -> tuple[Method, History]:
+def _quiet(_: str) -> None:
+    pass
+
+
+def _fitted_method(name: str, cfg: Any, budget: Budget, options: TrainOptions, data: DataSplits,
+                   seed: int, ckpt: str, checkpoints: CheckpointStore, device: torch.device,
+                   progress: bool, log: Callable[[str], None]) -> tuple[Method, History]:
     seed_everything(seed)
     method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
     saved = checkpoints.load(ckpt)
     if saved is not None:
         method.load_state_dict(saved["state"])
-        history = History(**saved["history"])
+        history = history_from_dict(saved["history"])
         log(f"{name} seed {seed}: reusing pretrained checkpoint {ckpt} (no training)")
         return method, history
     if not method.pretrains:
@@ -188,9 +215,17 @@ def _fitted_method(name: str, cfg: Any, budget: Budget, data: DataSplits, seed: 
         return method, method.fit(data.train, budget, progress=progress)
     log(f"{name} seed {seed}: pretraining {budget.iterations} steps x {budget.batch_size} images "
         f"({method.num_parameters() / 1e6:.2f} M parameters), checkpoint {ckpt}")
-    history = method.fit(data.train, budget, progress=progress)
-    checkpoints.save(ckpt, {"state": method.state_dict(), "history": dataclasses.asdict(history),
-                            "method": name, "key": ckpt})
+    snapshot = checkpoints.snapshot_path(ckpt)
+    try:
+        history = method.fit(data.train, budget, progress=progress, options=options, snapshot_path=snapshot,
+                             log=log)
+    except TrainingSetupError as err:  # a snapshot from another world size, an indivisible batch
+        raise UsageError(str(err)) from None
+    if is_main_process():
+        checkpoints.save(ckpt, {"state": method.state_dict(), "history": dataclasses.asdict(history),
+                                "method": name, "key": ckpt})
+        snapshot.unlink(missing_ok=True)  # the final checkpoint supersedes it
+    barrier()
     log(f"{name} seed {seed}: pretrained in {history.wall_time_s:.1f} s "
         f"({history.images_per_s:.0f} images/s), final loss {history.losses[-1]:.4g}")
     return method, history

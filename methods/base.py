@@ -13,21 +13,21 @@ eval mode under ``torch.no_grad()``: BatchNorm statistics never move.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from benchmarks.data import ImageData
 from benchmarks.registry import Registry
+from methods.training import History, TrainOptions
+from methods.training import train as train_loop
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,6 @@ class DataSpec:
     image_shape: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-
-
-@dataclass
-class History:
-    steps: int = 0
-    losses: list[float] = field(default_factory=list)  # mean loss per logging window
-    wall_time_s: float = 0.0
-    images_per_s: float = 0.0
-    peak_memory_mb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -136,44 +127,12 @@ class Method:
         return x
 
     def fit(self, train: ImageData, budget: Budget, progress: bool = True,
-            on_step: Callable[[int], None] | None = None) -> History:
-        """Pretrain for ``budget.iterations`` steps; ``on_step(steps_done)`` after each (sweeps prune there)."""
-        self.ema.decay = budget.ema_decay
-        images = train.images.to(self.device)
-        params = [p for p in self.modules.parameters() if p.requires_grad]
-        optimiser = torch.optim.Adam(params, lr=budget.lr)
-        warmup = max(budget.warmup, 1)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup))
-        history, window = History(), []
-        order = _BatchSampler(len(images), budget.batch_size, self.device)
-        self.modules.train()
-        start = time.perf_counter()
-        bar = tqdm(range(budget.iterations), desc=f"pretrain {self.name}", disable=not progress,
-                   unit="step", dynamic_ncols=True, mininterval=1.0)
-        for step in bar:
-            loss, terms = self.loss(self.prepare(images[order.next()]))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name}: non-finite loss at step {step}: {terms}")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, budget.grad_clip)
-            optimiser.step()
-            scheduler.step()
-            self.ema.update(self.modules["encoder"], step=step)
-            window.append(loss.item())
-            if len(window) == 50 or step == budget.iterations - 1:
-                history.losses.append(sum(window) / len(window))
-                bar.set_postfix(loss=f"{history.losses[-1]:.4g}")
-                window = []
-            if on_step is not None:
-                on_step(step + 1)
-        history.steps = budget.iterations
-        history.wall_time_s = time.perf_counter() - start
-        history.images_per_s = budget.images_seen / max(history.wall_time_s, 1e-9)
-        if self.device.type == "cuda":
-            history.peak_memory_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        self.modules.eval()
-        return history
+            on_step: Callable[[int], None] | None = None, options: TrainOptions | None = None,
+            snapshot_path: Path | None = None, log: Callable[[str], None] | None = None) -> History:
+        """Pretrain for ``budget.iterations`` steps (``methods.training.train``: resumable from
+        ``snapshot_path``, mixed precision, several processes); ``on_step(steps_done)`` after each."""
+        return train_loop(self, train, budget, options or TrainOptions(), progress=progress, on_step=on_step,
+                          snapshot_path=snapshot_path, log=log)
 
     def augment(self, x: Tensor) -> Tensor:
         if self.cfg.hflip:
@@ -198,24 +157,6 @@ class Method:
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.modules.parameters())
-
-
-class _BatchSampler:
-    """Epochs of a random permutation, cut into batches (the last partial batch is dropped)."""
-
-    def __init__(self, n: int, batch_size: int, device: torch.device):
-        if batch_size > n:
-            batch_size = n
-        self.n, self.batch_size, self.device = n, batch_size, device
-        self.per_epoch = max(n // batch_size, 1)
-        self._perm, self._i = None, math.inf
-
-    def next(self) -> Tensor:
-        if self._i >= self.per_epoch:
-            self._perm, self._i = torch.randperm(self.n, device=self.device), 0
-        batch = self._perm[self._i * self.batch_size:(self._i + 1) * self.batch_size]
-        self._i += 1
-        return batch
 
 
 def gaussian_sample_and_kl(encoder_out: Tensor) -> tuple[Tensor, Tensor]:

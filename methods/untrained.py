@@ -33,7 +33,8 @@ class NoPretraining(Method):
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {}  # nothing is trained, nothing to tune
 
-    def fit(self, train: ImageData, budget: Budget, progress: bool = True, on_step: Any = None) -> History:
+    def fit(self, train: ImageData, budget: Budget, progress: bool = True, on_step: Any = None,
+            **training: Any) -> History:
         self.modules.eval()
         return History()  # nothing learned: steps = 0, no losses
 
