@@ -1,0 +1,28 @@
+"""Pretraining under torchrun: two gloo processes on the CPU learn what one process learns."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _torchrun(processes: int, out: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={processes}", "-m", "tests.workers.ddp_train", str(out)],
+                   cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
+    return torch.load(out, weights_only=True)
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    one = _torchrun(1, tmp_path / "one.pt")
+    two = _torchrun(2, tmp_path / "two.pt")
+    for part in one["state"]:
+        for name, tensor in one["state"][part].items():
+            torch.testing.assert_close(two["state"][part][name], tensor, rtol=1e-5, atol=1e-6,
+                                       msg=f"{part}.{name}")
+    torch.testing.assert_close(two["losses"], one["losses"], rtol=1e-5, atol=1e-7)  # all-reduced means
