@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from benchmarks import leaderboard, provenance
-from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
+from benchmarks.cache import CheckpointStore, FeatureCache, stable_hash
 from benchmarks.data import DatasetError, DataSplits, load_dataset
+from benchmarks.plan import checkpoint_key, folder_problem, results_folder_problem
 from benchmarks.presets import (
     PRESETS,
     SettingError,
@@ -39,7 +40,7 @@ from methods.base import (
     get_method_class,
     seed_everything,
 )
-from protocols.base import Encoded, available_protocols, create_protocol
+from protocols.base import Encoded, Evaluation, available_protocols, create_protocol
 
 
 class UsageError(ValueError):
@@ -79,6 +80,11 @@ def validate(req: RunRequest) -> Plan:
     _check_names("preset", (req.preset,), list(PRESETS))
     if not req.seeds:
         raise UsageError("--seeds is empty; give integers such as 0,1,2")
+    for kind, given in (("method", req.methods), ("protocol", req.protocols), ("seed", req.seeds)):
+        repeated = [x for i, x in enumerate(given) if x in given[:i]]
+        if repeated:  # it would run (and store) the same thing twice
+            raise UsageError(f"{kind} {repeated[0]!r} is given twice in {','.join(map(str, given))}; "
+                             f"give each {kind} once")
     classes = [get_method_class(m).config_cls for m in req.methods] + [Budget]
     classes += [create_protocol(p).config_cls for p in req.protocols]
     try:
@@ -110,14 +116,28 @@ def settings_for(plan: Plan, data: DataSplits) -> dict[str, Any]:
     return {**preset_settings(plan.request.preset, data.image_shape), **plan.overrides}
 
 
-def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)
-            ) -> tuple[ResultsStore, str]:
-    """Run the plan; returns the store and the dataset's stored name."""
+@dataclass
+class Setup:
+    """A plan checked against its data: the dataset loaded, every config built, the folders writable."""
+
+    data: DataSplits
+    method_cfgs: dict[str, Any]
+    budget: Budget
+    protocols: dict[str, Evaluation]
+    protocol_cfgs: dict[str, Any]
+    variant: str
+
+
+def prepare(plan: Plan) -> Setup:
+    """Every check a run makes before it computes; writes nothing, so ``run --dry-run`` shares it."""
     req = plan.request
+    for flag, folder, problem in (("--results", req.results, results_folder_problem(Path(req.results))),
+                                  ("--leaderboards", req.leaderboards, folder_problem(Path(req.leaderboards)))):
+        if problem:  # found now, not after an hour of pretraining
+            raise UsageError(f"{flag} {folder}: {problem}; valid: a folder this user can write to")
     try:
-        store = ResultsStore(req.results)
         data = load_dataset(req.dataset, root=req.data_root, download=req.download)
-    except (DatasetError, StoreError) as err:
+    except DatasetError as err:
         raise UsageError(str(err)) from None
     settings = settings_for(plan, data)
     try:  # build every config before computing anything: a bad value fails in a second
@@ -130,18 +150,29 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
                 protocol.check_data(data, protocol_cfgs[p])
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
-    variant = canonical_variant(plan.overrides)
+    return Setup(data, method_cfgs, budget, protocols, protocol_cfgs, canonical_variant(plan.overrides))
+
+
+def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)
+            ) -> tuple[ResultsStore, str]:
+    """Run the plan; returns the store and the dataset's stored name."""
+    req = plan.request
+    setup = prepare(plan)
+    data, method_cfgs, budget = setup.data, setup.method_cfgs, setup.budget
+    protocols, protocol_cfgs, variant = setup.protocols, setup.protocol_cfgs, setup.variant
+    try:
+        store = ResultsStore(req.results)
+    except StoreError as err:
+        raise UsageError(str(err)) from None
     checkpoints = CheckpointStore(Path(req.results))
     log(f"dataset {data.name}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
         f"images {data.image_shape}; preset {req.preset}{' [' + variant + ']' if variant else ''}; "
         f"device {plan.device}")
+    fingerprint = data.fingerprint()
 
     for method_name in req.methods:
         for seed in req.seeds:
-            key_fields = {"method": method_name, "config": dataclasses.asdict(method_cfgs[method_name]),
-                          "budget": dataclasses.asdict(budget), "data": data.fingerprint(),
-                          "seed": seed, "format": CACHE_FORMAT}
-            ckpt = stable_hash(key_fields)
+            ckpt, key_fields = checkpoint_key(method_name, method_cfgs[method_name], budget, fingerprint, seed)
             method, history = _fitted_method(method_name, method_cfgs[method_name], budget, data, seed,
                                              ckpt, checkpoints, plan.device, req.progress, log)
             features = FeatureCache(Path(req.results), ckpt, method, data, progress=req.progress)
