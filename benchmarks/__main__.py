@@ -1,13 +1,16 @@
 """Command line: ``python -m benchmarks run | sweep | leaderboard | results | list``.
 
-Bad input exits with status 2 and one line naming the bad value and the valid
-choices; no traceback.
+Exit status: 0 done; 1 ``leaderboard --check`` found differences; 2 bad input (one
+line naming the bad value and the valid choices, no traceback), or a results
+folder that cannot be written, before or during a run (what was stored stays);
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import shlex
 import sys
 from collections.abc import Sequence
@@ -15,9 +18,10 @@ from pathlib import Path
 
 from benchmarks import leaderboard
 from benchmarks.data import DatasetError, available_datasets, load_dataset
+from benchmarks.plan import describe as describe_plan
 from benchmarks.presets import PRESETS
-from benchmarks.runner import RunRequest, UsageError, execute, validate
-from benchmarks.store import ResultsStore
+from benchmarks.runner import Plan, RunRequest, UsageError, execute, prepare, validate
+from benchmarks.store import ResultsStore, StoreError
 from methods.base import available_methods
 from protocols.base import available_protocols
 
@@ -64,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override any preset setting, e.g. --set latent_dim=2 (repeatable)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check everything and print the plan (what is cached, what would be computed); "
+                          "compute and write nothing")
 
     sweep = sub.add_parser("sweep", help="tune a method on validation with Optuna; --finalize evaluates the best")
     sweep.add_argument("--method", required=True, help="one method (see `list methods`)")
@@ -111,11 +118,31 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         device=args.device, progress=not args.no_progress,
         command="python -m benchmarks " + shlex.join(argv),
     )
-    store, dataset = execute(validate(request))
+    checked = validate(request)
+    if args.dry_run:
+        print(describe_plan(checked, prepare(checked)))
+        return 0
+    store, dataset = _execute_keeping_results(checked)
     frame = store.frame()
     for protocol in request.protocols:
         print(leaderboard.format_summary(frame, dataset, protocol))
     return 0
+
+
+# Errors of a folder that stopped being writable partway through a run (disk full, permissions...).
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
+
+
+def _execute_keeping_results(checked: Plan) -> tuple[ResultsStore, str]:
+    """``execute``, with a write failure partway reported as one line: every run stored before it stays."""
+    try:
+        return execute(checked)
+    except (StoreError, OSError) as err:
+        if isinstance(err, OSError) and err.errno not in _WRITE_ERRNOS:
+            raise
+        raise UsageError(f"cannot write under --results {checked.request.results} or --leaderboards "
+                         f"{checked.request.leaderboards} ({err}); the runs stored before this are kept: "
+                         f"make the folders writable and rerun the same command to resume") from None
 
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -145,7 +172,7 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         run = dataclasses.replace(
             base, overrides=base.overrides + tuple(f"{k}={v}" for k, v in sorted(best.items())),
             sweep={"study": study.study_name, "trials": len(study.trials), "best_value": study.best_value})
-        store, dataset = execute(validate(run))
+        store, dataset = _execute_keeping_results(validate(run))
         print(leaderboard.format_summary(store.frame(), dataset, req.protocol))
         return 0
     try:
@@ -206,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return cmd_list(args)
     except UsageError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
     except KeyboardInterrupt:
         parser.exit(130, "interrupted: finished results are stored; rerun the same command to resume\n")
     return 0

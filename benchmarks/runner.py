@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from benchmarks import leaderboard, provenance
-from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
+from benchmarks.cache import CheckpointStore, FeatureCache, stable_hash
 from benchmarks.data import DatasetError, DataSplits, load_dataset
+from benchmarks.plan import checkpoint_key, folder_problem, results_folder_problem
 from benchmarks.presets import (
     PRESETS,
     SettingError,
@@ -48,7 +49,7 @@ from methods.training import (
     init_distributed,
     is_main_process,
 )
-from protocols.base import Encoded, available_protocols, create_protocol
+from protocols.base import Encoded, Evaluation, available_protocols, create_protocol
 
 
 class UsageError(ValueError):
@@ -88,6 +89,11 @@ def validate(req: RunRequest) -> Plan:
     _check_names("preset", (req.preset,), list(PRESETS))
     if not req.seeds:
         raise UsageError("--seeds is empty; give integers such as 0,1,2")
+    for kind, given in (("method", req.methods), ("protocol", req.protocols), ("seed", req.seeds)):
+        repeated = [x for i, x in enumerate(given) if x in given[:i]]
+        if repeated:  # it would run (and store) the same thing twice
+            raise UsageError(f"{kind} {repeated[0]!r} is given twice in {','.join(map(str, given))}; "
+                             f"give each {kind} once")
     classes = [get_method_class(m).config_cls for m in req.methods] + [Budget, TrainOptions]
     classes += [create_protocol(p).config_cls for p in req.protocols]
     try:
@@ -119,19 +125,29 @@ def settings_for(plan: Plan, data: DataSplits) -> dict[str, Any]:
     return {**preset_settings(plan.request.preset, data.image_shape), **plan.overrides}
 
 
-def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)
-            ) -> tuple[ResultsStore, str]:
-    """Run the plan; returns the store and the dataset's stored name."""
+@dataclass
+class Setup:
+    """A plan checked against its data: the dataset loaded, every config built, the folders writable."""
+
+    data: DataSplits
+    method_cfgs: dict[str, Any]
+    budget: Budget
+    options: TrainOptions
+    protocols: dict[str, Evaluation]
+    protocol_cfgs: dict[str, Any]
+    variant: str
+
+
+def prepare(plan: Plan) -> Setup:
+    """Every check a run makes before it computes; writes nothing, so ``run --dry-run`` shares it."""
     req = plan.request
-    rank_device = init_distributed()  # under torchrun: join the group; CUDA ranks get their own GPU
-    if rank_device is not None:
-        plan = dataclasses.replace(plan, device=rank_device)
-    if not is_main_process():
-        log = _quiet
+    for flag, folder, problem in (("--results", req.results, results_folder_problem(Path(req.results))),
+                                  ("--leaderboards", req.leaderboards, folder_problem(Path(req.leaderboards)))):
+        if problem:  # found now, not after an hour of pretraining
+            raise UsageError(f"{flag} {folder}: {problem}; valid: a folder this user can write to")
     try:
-        store = ResultsStore(req.results) if is_main_process() else None
         data = load_dataset(req.dataset, root=req.data_root, download=req.download)
-    except (DatasetError, StoreError) as err:
+    except DatasetError as err:
         raise UsageError(str(err)) from None
     settings = settings_for(plan, data)
     try:  # build every config before computing anything: a bad value fails in a second
@@ -147,23 +163,41 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
         raise UsageError(str(err)) from None
     # Settings that change speed, not results, do not make a run a different entry.
     variant = canonical_variant({k: v for k, v in plan.overrides.items() if k not in SPEED_SETTINGS})
+    return Setup(data, method_cfgs, budget, options, protocols, protocol_cfgs, variant)
+
+
+def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)
+            ) -> tuple[ResultsStore | None, str]:
+    """Run the plan; returns the store (None on a ``torchrun`` rank other than 0) and the dataset's name."""
+    req = plan.request
+    rank_device = init_distributed()  # under torchrun: join the group; CUDA ranks get their own GPU
+    if rank_device is not None:
+        plan = dataclasses.replace(plan, device=rank_device)
+    if not is_main_process():
+        log = _quiet
+    setup = prepare(plan)
+    data, method_cfgs, budget, options = setup.data, setup.method_cfgs, setup.budget, setup.options
+    protocols, protocol_cfgs, variant = setup.protocols, setup.protocol_cfgs, setup.variant
+    store = None
+    if is_main_process():  # only rank 0 writes
+        try:
+            store = ResultsStore(req.results)
+        except StoreError as err:
+            raise UsageError(str(err)) from None
     checkpoints = CheckpointStore(Path(req.results))
     log(f"dataset {data.name}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
         f"images {data.image_shape}; preset {req.preset}{' [' + variant + ']' if variant else ''}; "
         f"device {plan.device}")
+    fingerprint = data.fingerprint()
 
     for method_name in req.methods:
         for seed in req.seeds:
-            key_fields = {"method": method_name, "config": dataclasses.asdict(method_cfgs[method_name]),
-                          "budget": dataclasses.asdict(budget), "data": data.fingerprint(),
-                          "seed": seed, "format": CACHE_FORMAT}
             precision = options.resolved_precision(plan.device)
-            if precision != "fp32":  # reduced precision learns a different encoder (fp32 keys unchanged)
-                key_fields["precision"] = precision
-            ckpt = stable_hash(key_fields)
+            ckpt, key_fields = checkpoint_key(method_name, method_cfgs[method_name], budget, fingerprint, seed,
+                                              precision)
             method, history = _fitted_method(method_name, method_cfgs[method_name], budget, options, data,
                                              seed, ckpt, checkpoints, plan.device, req.progress, log)
-            if not is_main_process():  # other ranks only help pretrain
+            if store is None:  # other ranks only help pretrain
                 continue
             features = FeatureCache(Path(req.results), ckpt, method, data, progress=req.progress)
             encoded = Encoded(method, data, features, seed, plan.device, Path(req.results) / "artifacts",
@@ -188,7 +222,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
                 store.write(info, records)
                 log(f"{method_name} seed {seed} {name}: {len(records)} numbers stored "
                     f"({info.wall_time_s:.1f} s)")
-    if store is None:  # not rank 0
+    if store is None:
         return store, data.name
     leaderboard.generate(store.frame(), req.leaderboards)
     log(f"leaderboards regenerated in {req.leaderboards}/")

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmarks.data import DataSplits
 from protocols.base import Encoded, Record, register_protocol
 from protocols.trajectory import (
     SequenceHeadConfig,
     TrajectoryInputs,
+    check_train_images,
     fit_select_head,
     make_head,
     trajectory_times,
@@ -46,6 +48,9 @@ static method every token holds the same code, so its weights show only
 what the encoding of t alone draws attention to: a control. The follow-up
 paper reads the attention of its 5-seed Transformer the same way.
 """
+
+    def check_data(self, data: DataSplits, cfg: AttentionConfig) -> None:
+        check_train_images(data, cfg)
 
     def run(self, encoded: Encoded, cfg: AttentionConfig) -> list[Record]:
         times = trajectory_times(cfg.attention_points)

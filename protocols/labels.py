@@ -26,9 +26,10 @@ def label_ladder(n_train: int, n_classes: int, counts: tuple[int, ...] = ()) -> 
 def stratified_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """``n`` indices with the class proportions of ``labels``; depends only on (labels, n, seed)."""
     total, n_classes = len(labels), int(labels.max()) + 1
-    if not n_classes <= n <= total:
+    largest = total - n_classes  # the images left out must hold every class too (a stratified split)
+    if not (n == total or n_classes <= n <= largest):
         raise ValueError(f"cannot draw {n} labelled images from a split of {total} "
-                         f"with {n_classes} classes; valid: {n_classes} to {total}")
+                         f"with {n_classes} classes; valid: {n_classes} to {largest}, or all {total}")
     if n == total:
         return torch.arange(total)
     index, _ = train_test_split(np.arange(total), train_size=n, stratify=labels.numpy(), random_state=seed)

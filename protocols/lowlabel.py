@@ -49,7 +49,10 @@ every method of a seed sees the same labels; its indices are saved under
     def check_data(self, data: DataSplits, cfg: LowLabelConfig) -> None:
         labels = data.train.labels
         for n in label_ladder(len(labels), data.num_classes, cfg.label_counts):
-            stratified_subset(labels, n, seed=0)
+            try:
+                stratified_subset(labels, n, seed=0)
+            except ValueError as err:
+                raise ValueError(f"label_counts={n}: {err}") from None
 
     def run(self, encoded: Encoded, cfg: LowLabelConfig) -> list[Record]:
         train_labels = encoded.data.train.labels

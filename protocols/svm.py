@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import SVC
 
+from benchmarks.data import DataSplits
 from protocols.base import (
     Encoded,
     Record,
@@ -52,6 +53,13 @@ the DRL paper's Appendix E. Nothing is tuned, so the validation split is not
 used. A cell is the mean over seeds of each seed's mean over draws; the std
 over draws is stored with each number (`test_std_over_draws`).
 """
+
+    def check_data(self, data: DataSplits, cfg: SVMConfig) -> None:
+        for n in cfg.svm_labels:  # a draw's feasibility does not depend on its seed
+            try:
+                stratified_subset(data.train.labels, n, seed=0)
+            except ValueError as err:
+                raise ValueError(f"svm_labels={n}: {err}") from None
 
     def run(self, encoded: Encoded, cfg: SVMConfig) -> list[Record]:
         ts = list(cfg.t_values)

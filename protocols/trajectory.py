@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from benchmarks.data import DataSplits
 from protocols.base import Encoded, Record, register_protocol
 from protocols.batched import fit_select_score, standardise
 from protocols.labels import save_subset, stratified_subset
@@ -196,6 +197,16 @@ class TrajectoryInputs:
         return torch.tensor(times, dtype=torch.float32, device=device), splits
 
 
+def check_train_images(data: DataSplits, cfg: SequenceHeadConfig) -> None:
+    """A labelled training subset of ``trajectory_train_images`` must be drawable from this data."""
+    n = cfg.trajectory_train_images
+    if 0 < n < len(data.train):
+        try:
+            stratified_subset(data.train.labels, n, seed=0)
+        except ValueError as err:
+            raise ValueError(f"trajectory_train_images={n}: {err} (0: all)") from None
+
+
 @register_protocol
 class Trajectory:
     name = "trajectory"
@@ -224,6 +235,9 @@ on a stratified subset of 10000 labelled training images (`labels` column;
 `results/artifacts/splits/`, as the lowlabel protocol's). Run it with
 `--set latent_dim=2` for the paper's 2-d latent.
 """
+
+    def check_data(self, data: DataSplits, cfg: TrajectoryConfig) -> None:
+        check_train_images(data, cfg)
 
     def run(self, encoded: Encoded, cfg: TrajectoryConfig) -> list[Record]:
         if not encoded.method.time_conditioned:

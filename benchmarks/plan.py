@@ -1,0 +1,162 @@
+"""What a run will do, worked out without computing or writing anything.
+
+The runner and ``run --dry-run`` share the checkpoint key and the folder
+checks; the dry run then reads (never writes) the caches and the results store
+to say what is already there and what would be computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
+from benchmarks.store import FILENAME, RUN_KEY
+from methods.base import Budget, get_method_class
+from protocols.trajectory import trajectory_times
+
+if TYPE_CHECKING:
+    from benchmarks.runner import Plan, Setup
+
+SPLITS = ("train", "val", "test")
+RESULTS_SUBFOLDERS = ("checkpoints", "features", "artifacts")
+
+
+def checkpoint_key(method: str, cfg: Any, budget: Budget, data_fingerprint: str, seed: int,
+                   precision: str = "fp32") -> tuple[str, dict[str, Any]]:
+    """The pretrained encoder's cache key, and the fields it hashes (everything that determines it)."""
+    fields = {"method": method, "config": dataclasses.asdict(cfg), "budget": dataclasses.asdict(budget),
+              "data": data_fingerprint, "seed": seed, "format": CACHE_FORMAT}
+    if precision != "fp32":  # reduced precision learns a different encoder (fp32 keys are unchanged)
+        fields["precision"] = precision
+    return stable_hash(fields), fields
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used (or created) as a writable folder, or None; touches nothing."""
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} is a file, not a folder"
+        return None if os.access(path, os.W_OK | os.X_OK) else f"{path} is not writable"
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {existing} is not writable"
+    return None
+
+
+def results_folder_problem(folder: Path) -> str | None:
+    """``folder_problem`` for a results folder, the subfolders a run writes into and its store file."""
+    problem = folder_problem(folder)
+    if problem or not folder.exists():
+        return problem
+    for name in RESULTS_SUBFOLDERS:
+        problem = folder_problem(folder / name)
+        if problem:
+            return problem
+    store = folder / FILENAME
+    if store.is_dir():
+        return f"{store} is a folder, not a file"
+    if store.exists() and not os.access(store, os.W_OK):
+        return f"{store} is not writable"
+    return None
+
+
+def stored_runs(results: Path) -> set[tuple] | None:
+    """The run keys (``store.RUN_KEY``) the results store holds; None when it cannot be read."""
+    path = results / FILENAME
+    if not path.is_file():
+        return set()
+    # Without a -wal file every committed row is in the main file: read it as immutable, which
+    # creates nothing beside it (a plain read-only open of a WAL database leaves -wal/-shm files).
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    columns = ", ".join(f'"{k}"' for k in RUN_KEY)
+    try:
+        con = sqlite3.connect(f"{path.absolute().as_uri()}?{mode}", uri=True)
+        try:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            table = "runs" if "runs" in tables else "results"  # schema versions 1 and 2 had no runs table
+            return {tuple(row) for row in con.execute(f"SELECT DISTINCT {columns} FROM {table}")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+
+
+def feature_times(protocol: Any, cfg: Any) -> tuple[float, ...] | None:
+    """The t at which a protocol reads cached codes; None for one that fine-tunes the encoder instead."""
+    if getattr(protocol, "fine_tunes", False):
+        return None
+    if hasattr(cfg, "t_values"):
+        return tuple(cfg.t_values)
+    if hasattr(cfg, "trajectory_points"):
+        return tuple(sorted({t for k in cfg.trajectory_points for t in trajectory_times(k)}))
+    if hasattr(cfg, "attention_points"):
+        return trajectory_times(cfg.attention_points)
+    return None
+
+
+def describe(plan: Plan, setup: Setup) -> str:
+    """The plan of a run: one line per pretrained encoder, one per evaluation, then the totals."""
+    req, data = plan.request, setup.data
+    results = Path(req.results)
+    stored = stored_runs(results)
+    checkpoints = CheckpointStore(results)
+    fingerprint = data.fingerprint()
+    variant = f" [{setup.variant}]" if setup.variant else ""
+    lines = [f"plan: {len(req.methods)} methods x {len(req.protocols)} protocols x {len(req.seeds)} seeds "
+             f"on {data.name} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
+             f"images {data.image_shape}), preset {req.preset}{variant}, device {plan.device}",
+             f"results {results}/ ({'store unreadable' if stored is None else f'{len(stored)} runs stored'}), "
+             f"leaderboards {req.leaderboards}/"]
+    to_train = cached = untrained = steps = 0
+    replaced = new = codes_cached = codes_needed = 0
+    for method in req.methods:
+        method_cls = get_method_class(method)
+        for seed in req.seeds:
+            ckpt, _ = checkpoint_key(method, setup.method_cfgs[method], setup.budget, fingerprint, seed,
+                                     setup.options.resolved_precision(plan.device))
+            if not method_cls.pretrains:
+                untrained += 1
+                lines.append(f"  {method} seed {seed}: no pretraining (its seeded random initialisation)")
+            elif checkpoints.path(ckpt).exists():
+                cached += 1
+                lines.append(f"  {method} seed {seed}: pretrained checkpoint {ckpt} cached")
+            else:
+                to_train += 1
+                steps += setup.budget.iterations
+                resumes = " (resuming from its snapshot)" if checkpoints.snapshot_path(ckpt).exists() else ""
+                lines.append(f"  {method} seed {seed}: will pretrain {setup.budget.iterations} steps x "
+                             f"{setup.budget.batch_size} images{resumes} -> checkpoint {ckpt}")
+            # FeatureCache's own file names; it reads only the class's time_conditioned to name them.
+            features = FeatureCache(results, ckpt, method_cls, data)
+            for name, protocol in setup.protocols.items():
+                key = dict(dataset=data.name, method=method, variant=setup.variant, protocol=name,
+                           preset=req.preset, seed=seed)
+                if stored is None:
+                    run = "store unreadable"
+                elif tuple(key[k] for k in RUN_KEY) in stored:
+                    replaced += 1
+                    run = "stored run will be replaced"
+                else:
+                    new += 1
+                    run = "new run"
+                ts = feature_times(protocol, setup.protocol_cfgs[name])
+                if ts is None:
+                    codes = "fine-tunes a copy of the encoder (no cached codes)"
+                else:
+                    files = {features._path(split, features._key(float(t))) for split in SPLITS for t in ts}
+                    have = sum(f.exists() for f in files)
+                    codes_cached, codes_needed = codes_cached + have, codes_needed + len(files)
+                    codes = f"codes at {len(ts)} t: {have} of {len(files)} (split, t) cached"
+                lines.append(f"    {method} seed {seed} {name}: {run}; {codes}")
+    lines.append(f"total: {cached + to_train + untrained} encoders ({cached} cached, {to_train} to pretrain, "
+                 f"{steps} steps in all; {untrained} without pretraining); {replaced + new} evaluations "
+                 f"({new} new, {replaced} replacing stored runs); {codes_cached} of {codes_needed} "
+                 f"(split, t) codes cached")
+    lines.append("dry run: nothing computed, nothing written")
+    return "\n".join(lines)
