@@ -243,10 +243,12 @@ class CheckpointStore:
         payload = _load_or_recompute(path, "checkpoint", "pretraining it again", loud=True)
         codes = self.features / key
         if payload is None and existed and codes.is_dir():
+            dest = _free_name(codes, ".stale")
             try:
-                codes.rename(_free_name(codes, ".stale"))
+                codes.rename(dest)
             except FileNotFoundError:  # another process set them aside first
-                pass
+                return None
+            log.warning("features of corrupt checkpoint %s set aside to %s; encoding again", key, dest)
         return payload
 
     def save(self, key: str, payload: dict[str, Any]) -> None:
