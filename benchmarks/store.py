@@ -4,7 +4,11 @@ Every protocol run ends in ``ResultsStore.write``: the records of one run
 (dataset, method, variant, protocol, preset, seed) replace that run's previous
 rows in a single transaction, so re-running a configuration never duplicates
 it. Several processes (sweep workers, parallel runs) may write at once: the
-database uses WAL journaling, a 60 s busy timeout and ``BEGIN IMMEDIATE``.
+database uses WAL journaling, a 60 s busy timeout and ``BEGIN IMMEDIATE``, and a
+write still locked out after that is retried before it fails with a message
+saying what to do. A process killed mid-write leaves the store as it was
+before that write (SQLite rolls the unfinished transaction back on next open);
+tests/test_store_concurrency.py checks both with real processes and SIGKILL.
 Nothing but this module writes the database; the leaderboards read
 ``ResultsStore.frame()``.
 """
@@ -16,7 +20,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +34,9 @@ from protocols.base import Record
 FILENAME = "results.sqlite"
 SCHEMA_VERSION = 3  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
 BUSY_TIMEOUT_S = 60.0
+# A write locked out for BUSY_TIMEOUT_S is tried this many times in all: a run's numbers took
+# minutes to hours to compute and should not be lost to one slow writer or a slow disk.
+WRITE_ATTEMPTS = 3
 EXPORT_FORMATS = ("csv", "json", "md")
 
 # The identity of a run: rewriting it replaces its rows.
@@ -106,6 +113,16 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written (bad path, newer schema, locked too long)."""
+
+
+# Test hook: called inside write's transaction, after its rows are inserted and before COMMIT,
+# so a test can kill the process at exactly that point. Always None outside tests.
+_before_commit: Callable[[], None] | None = None
+
+
+def _is_locked(err: sqlite3.Error) -> bool:
+    return isinstance(err, sqlite3.OperationalError) and any(
+        word in str(err) for word in ("database is locked", "database is busy"))
 
 
 @dataclass(frozen=True)
@@ -206,7 +223,12 @@ class ResultsStore:
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (BEGIN IMMEDIATE).
-        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # WAL survives a killed process at any level; FULL also keeps the last commits through a
+        # power cut (NORMAL may lose them). Its cost, one fsync per commit, is nothing next to
+        # the minutes each run spends computing the numbers it commits.
+        con.execute("PRAGMA synchronous=FULL")
+        return con
 
     @staticmethod
     def _set_wal(con: sqlite3.Connection) -> None:
@@ -258,21 +280,34 @@ class ResultsStore:
                       f"VALUES ({', '.join(f':{c}' for c in RUN_COLUMNS)})")
         insert_numbers = (f"INSERT INTO results (run_id, {_quoted(RECORD_COLUMNS)}) "
                           f"VALUES (:run_id, {', '.join(f':{c}' for c in RECORD_COLUMNS)})")
-        try:
-            with closing(self._connect()) as con:
-                con.execute("BEGIN IMMEDIATE")
-                try:
-                    con.execute(f"DELETE FROM results WHERE run_id IN (SELECT id FROM runs WHERE {where})", key)
-                    con.execute(f"DELETE FROM runs WHERE {where}", key)
-                    run_id = con.execute(insert_run, _run_row(run, created_at)).lastrowid
-                    con.executemany(insert_numbers, [{**n, "run_id": run_id} for n in numbers])
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot write to results store {self.path}: {e}") from e
-        return len(numbers)
+        attempt = 1
+        while True:
+            try:
+                with closing(self._connect()) as con:
+                    con.execute("BEGIN IMMEDIATE")  # waits up to BUSY_TIMEOUT_S for other writers
+                    try:
+                        con.execute(f"DELETE FROM results WHERE run_id IN (SELECT id FROM runs WHERE {where})", key)
+                        con.execute(f"DELETE FROM runs WHERE {where}", key)
+                        run_id = con.execute(insert_run, _run_row(run, created_at)).lastrowid
+                        con.executemany(insert_numbers, [{**n, "run_id": run_id} for n in numbers])
+                        if _before_commit is not None:
+                            _before_commit()
+                        con.execute("COMMIT")
+                    except BaseException:
+                        if con.in_transaction:
+                            con.execute("ROLLBACK")
+                        raise
+                return len(numbers)
+            except sqlite3.Error as e:
+                if not _is_locked(e):
+                    raise StoreError(f"cannot write to results store {self.path}: {e}") from e
+                if attempt == WRITE_ATTEMPTS:
+                    raise StoreError(
+                        f"results store {self.path} stayed locked by another process for "
+                        f"{WRITE_ATTEMPTS * BUSY_TIMEOUT_S:.0f} s, so this run's numbers were not stored; "
+                        "stop the hung writer (or move the store off a network filesystem) and rerun "
+                        "the same command: its checkpoints and features are cached") from e
+                attempt += 1
 
     # -- reading ----------------------------------------------------------------
 

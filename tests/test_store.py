@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import math
-import multiprocessing as mp
 import sqlite3
+import threading
+import time
 
 import pandas as pd
 import pytest
 
+from benchmarks import store as store_module
 from benchmarks.store import COLUMNS, ResultsStore, RunInfo, StoreError
 from protocols.base import Record
 
@@ -135,24 +137,44 @@ def test_export_bad_format(tmp_path):
         ResultsStore(tmp_path).export("xlsx")
 
 
-def _writer(directory: str, worker: int) -> None:
-    store = ResultsStore(directory)
-    for i in range(20):
-        store.write(_run(method=f"m{worker}", seed=i), _records())
+# Concurrent writers and writers killed mid-write: tests/test_store_concurrency.py (real processes).
 
 
-def test_concurrent_writers_lose_nothing(tmp_path):
-    # fork is fast (no re-import of torch); the store keeps no connection open to inherit.
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    df = ResultsStore(tmp_path).frame()
-    assert len(df) == 4 * 20 * 4
-    assert len(df.groupby(["method", "seed"])) == 80
+def test_a_write_locked_out_is_retried_then_fails_with_what_to_do(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path)
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(store_module, "WRITE_ATTEMPTS", 2)
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer that never finishes
+    try:
+        start = time.monotonic()
+        with pytest.raises(StoreError) as err:
+            store.write(_run(), _records())
+        assert time.monotonic() - start >= 2 * 0.2  # it waited once per attempt
+        message = str(err.value)
+        assert str(store.path) in message and "stayed locked by another process" in message
+        assert "numbers were not stored" in message and "rerun the same command" in message
+        assert "\n" not in message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.write(_run(), _records()) == 4
+
+
+def test_a_lock_released_during_the_retries_lets_the_write_through(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path)
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(store_module, "WRITE_ATTEMPTS", 10)
+    holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: holder.execute("ROLLBACK"))  # longer than one busy timeout
+    release.start()
+    try:
+        assert store.write(_run(), _records()) == 4
+    finally:
+        release.join()
+        holder.close()
+    assert len(store.frame()) == 4
 
 
 def test_unwritable_directory(tmp_path):
