@@ -7,7 +7,10 @@ are made:
 
 - ``simclr``: lightly's ``SimCLRTransform`` (random resized crop, colour
   jitter, grey scale, blur, flips only for natural images), sized for the
-  dataset and normalised with its statistics, so it works on one channel;
+  dataset and normalised with its statistics, so it works on one channel.
+  ``augment_backend`` picks who runs it: ``lightly`` (the default, the
+  follow-up's code: per image on the CPU) or ``kornia`` (the same steps and
+  parameters batched on the method's device, ``methods.augmentations``);
 - ``simclr-gauss``: additive pixel-wise Gaussian noise of std ``gauss_std``
   (on normalised pixels) and nothing else, the DRL paper's restricted baseline.
   The default std, 1.0, was chosen on the validation split of digits among
@@ -27,6 +30,7 @@ from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
 from torch import Tensor, nn
 
+from methods.augmentations import KorniaSimCLRTransform
 from methods.base import Method, MethodConfig, register_method
 from methods.nets.encoders import create_encoder
 
@@ -37,9 +41,18 @@ class ContrastiveConfig(MethodConfig):
     projection_dim: int = 128
 
 
+# lightly: per image on the CPU (the follow-up's code); kornia: the same pipeline batched on the device.
+AUGMENT_BACKENDS = ("lightly", "kornia")
+
+
 @dataclass(frozen=True)
 class SimCLRConfig(ContrastiveConfig):
     crop_min_scale: float = 0.08  # lower bound of the random resized crop's area
+    augment_backend: str = "lightly"  # one of AUGMENT_BACKENDS; explicit, never chosen by device
+
+    def __post_init__(self):
+        if self.augment_backend not in AUGMENT_BACKENDS:
+            raise ValueError(f"unknown augment_backend {self.augment_backend!r}; valid: {', '.join(AUGMENT_BACKENDS)}")
 
 
 @dataclass(frozen=True)
@@ -82,15 +95,22 @@ class SimCLR(_Contrastive):
         cfg: SimCLRConfig = self.cfg
         c, h, _ = self.spec.image_shape
         grey = c == 1
-        self.transform = SimCLRTransform(
+        # One set of lightly keywords for both backends, so they cannot drift apart.
+        params = dict(
             input_size=h, min_scale=cfg.crop_min_scale, hf_prob=0.5 if cfg.hflip else 0.0,
             cj_sat=0.0 if grey else 0.8, cj_hue=0.0 if grey else 0.2,
             random_gray_scale=0.0 if grey else 0.2,
             normalize={"mean": list(self.spec.mean), "std": list(self.spec.std)},
         )
+        if cfg.augment_backend == "kornia":
+            self.transform = KorniaSimCLRTransform(**params)  # runs where the batch is
+        else:
+            self.transform = SimCLRTransform(**params)
         return super().build()
 
     def prepare(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        if self.cfg.augment_backend == "kornia":
+            return self.transform(images.to(self.device, non_blocking=True))
         pairs = [self.transform(img) for img in images.cpu()]  # lightly's per-image transforms
         return tuple(torch.stack([p[i] for p in pairs]).to(self.device) for i in (0, 1))
 
