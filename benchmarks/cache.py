@@ -195,7 +195,7 @@ def _free_name(path: Path, suffix: str) -> Path:
     return dest
 
 
-def _load_or_recompute(path: Path, what: str, consequence: str, loud: bool = False) -> Any | None:
+def load_or_set_aside(path: Path, what: str, consequence: str, loud: bool = False) -> Any | None:
     """The verified contents of ``path``; None when absent or corrupt (then moved aside, with a warning)."""
     if not path.exists():
         return None
@@ -244,7 +244,7 @@ class CheckpointStore:
         """
         path = self.path(key)
         existed = path.exists()
-        payload = _load_or_recompute(path, "checkpoint", "pretraining it again", loud=True)
+        payload = load_or_set_aside(path, "checkpoint", "pretraining it again", loud=True)
         codes = self.features / key
         if payload is None and existed and codes.is_dir():
             dest = _free_name(codes, ".stale")
@@ -282,7 +282,7 @@ class FeatureCache:
         for key, t in zip(keys, ts):
             if (split, key) in self._memory or key in missing:
                 continue
-            codes = _load_or_recompute(self._path(split, key), "feature cache entry", "recomputing it")
+            codes = load_or_set_aside(self._path(split, key), "feature cache entry", "recomputing it")
             if codes is not None:
                 self._memory[(split, key)] = codes
             else:

@@ -13,6 +13,7 @@ eval mode under ``torch.no_grad()``: BatchNorm statistics never move.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from benchmarks.data import ImageData
 from benchmarks.registry import Registry
+from methods.nets.encoders import ENCODERS
 from methods.training import History, TrainOptions
 from methods.training import train as train_loop
 
@@ -40,6 +42,19 @@ class Budget:
     warmup: int = 100
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+
+    def __post_init__(self):
+        for name in ("iterations", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number; got {self.lr}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0 steps; got {self.warmup}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be a positive number; got {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
 
     @property
     def images_seen(self) -> int:
@@ -63,6 +78,13 @@ class MethodConfig:
     encoder_width: int = 32
     latent_dim: int = 64
     hflip: bool = False  # random horizontal flips while pretraining (natural images only)
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
+        for name in ("encoder_width", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
 
 
 class Method:

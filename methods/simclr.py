@@ -51,6 +51,7 @@ class SimCLRConfig(ContrastiveConfig):
     augment_backend: str = "lightly"  # one of AUGMENT_BACKENDS; explicit, never chosen by device
 
     def __post_init__(self):
+        super().__post_init__()
         if self.augment_backend not in AUGMENT_BACKENDS:
             raise ValueError(f"unknown augment_backend {self.augment_backend!r}; valid: {', '.join(AUGMENT_BACKENDS)}")
 

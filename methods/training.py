@@ -275,11 +275,12 @@ class BatchSampler:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every generator a method or the loop draws from."""
+    """Every generator a method or the loop draws from, as tensors and plain values (weights-only loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": np.random.get_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
         "python": random.getstate(),
     }
 
@@ -288,7 +289,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
 
 
@@ -309,17 +311,21 @@ def _broadcast(modules: nn.Module) -> None:
         dist.broadcast(tensor, src=0)
 
 
+# The cache module is the suite's one writer and reader of verified files (imported late:
+# it imports this package's Method for its type hints).
 def _save_snapshot(path: Path, payload: dict[str, Any]) -> None:
-    from benchmarks.cache import atomic_save  # the one atomic writer of the suite
+    from benchmarks.cache import save_verified
 
-    atomic_save(payload, path)
+    save_verified(payload, path)
 
 
 def _load_snapshot(path: Path | None) -> dict[str, Any] | None:
-    if path is None or not path.exists():
+    """The snapshot at ``path``; None if absent, or corrupt (moved aside with a warning: start over)."""
+    if path is None:
         return None
-    # Not weights_only: the RNG states hold numpy arrays and Python tuples; the file is our own.
-    snapshot = torch.load(path, map_location="cpu", weights_only=False)
-    if snapshot.get("format") != SNAPSHOT_FORMAT:
+    from benchmarks.cache import load_or_set_aside
+
+    snapshot = load_or_set_aside(path, "pretraining snapshot", "pretraining from step 0")
+    if snapshot is None or snapshot.get("format") != SNAPSHOT_FORMAT:
         return None
     return snapshot

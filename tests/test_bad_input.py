@@ -124,7 +124,7 @@ def test_unwritable_folders_are_found_before_pretraining(tmp_path, capsys, flag,
 def test_a_folder_that_becomes_unwritable_midway_keeps_the_stored_runs(tmp_path, capsys, monkeypatch):
     """Seed 0 is stored; caching seed 1's codes then fails: one line, exit 2, seed 0's numbers remain."""
     stored = []
-    write, save = ResultsStore.write, cache.atomic_save
+    write, save = ResultsStore.write, cache.save_verified
 
     def write_and_count(self, info, records):
         stored.append(info.seed)
@@ -136,7 +136,7 @@ def test_a_folder_that_becomes_unwritable_midway_keeps_the_stored_runs(tmp_path,
         return save(obj, path)
 
     monkeypatch.setattr(ResultsStore, "write", write_and_count)
-    monkeypatch.setattr(cache, "atomic_save", save_until_a_run_is_stored)
+    monkeypatch.setattr(cache, "save_verified", save_until_a_run_is_stored)
     args = _args(tmp_path, "--seeds", "0,1")
     args[args.index("drl")] = "none"  # no pretraining: seconds
     with pytest.raises(SystemExit) as exit_info:

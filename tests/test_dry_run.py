@@ -89,11 +89,13 @@ PROTOCOLS = (["probe", "svm", "lowlabel", "mi", "silhouette", "trajectory", "att
 PRESETS = (["smoke", "quick", "paper"], ["fast", ""])
 SEEDS = (["0", "0,1", "3", " 1"], ["a,1", "-1", "", "1.5", "0,0", "0,,1", "1e3"])
 SETTINGS = (["latent_dim=2", "t_values=0,0.5", "heads=linear", "svm_labels=20", "label_counts=50", "t_init=0.3",
-             "iterations=5", "hflip=true", "trajectory_train_images=100"],
+             "iterations=5", "hflip=true", "trajectory_train_images=100", "precision=bf16", "compile=true",
+             "checkpoint_every=0", "augment_backend=kornia"],
             ["latent_dim", "latentdim=2", "latent_dim=two", "t_values=0,1.5", "t_values=-1", "t_values=",
              "t_values=nan", "heads=svm", "svm_labels=5000", "label_counts=5", "=3", "t_init=1.0", "lr=abc",
              "hflip=maybe", "trajectory_points=0", "attention_points=1", "semisup_labels=7", "mi_samples=x",
-             "trajectory_train_images=5"])
+             "trajectory_train_images=5", "iterations=0", "batch_size=-3", "lr=nan", "lr=0", "latent_dim=-1",
+             "encoder=vgg", "ema_decay=1", "precision=fp16", "checkpoint_every=-1", "augment_backend=gpu"])
 
 
 def _datasets(tmp: Path) -> tuple[list[str], list[str]]:

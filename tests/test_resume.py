@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
+from benchmarks.cache import load_verified
 from methods.training import TrainOptions
 from tests.conftest import smoke_method
 
@@ -50,7 +51,7 @@ def test_interrupted_fit_resumes_to_the_same_weights(name, toy_data, tmp_path):
     with pytest.raises(Interrupt):  # killed after step 10: the snapshot of step 8 survives
         method.fit(toy_data.train, budget, progress=False, options=options, snapshot_path=snapshot,
                    on_step=_stop_at(10))
-    assert torch.load(snapshot, weights_only=False)["step"] == 8
+    assert load_verified(snapshot)["step"] == 8
 
     torch.manual_seed(12345)  # a new process: whatever state the RNGs are in must not matter
     method, _ = smoke_method(name, toy_data)
@@ -61,6 +62,27 @@ def test_interrupted_fit_resumes_to_the_same_weights(name, toy_data, tmp_path):
     assert lines == [f"{name}: resuming pretraining from step 8 of 12 ({snapshot})"]
     assert resumed.resumed_from == 8 and resumed.steps == 12
     assert resumed.losses == straight.losses
+    _assert_same_weights(expected, method.state_dict())
+
+
+def test_a_corrupt_snapshot_is_set_aside_and_training_starts_over(toy_data, tmp_path, caplog):
+    method, budget = smoke_method("drl", toy_data)
+    budget = dataclasses.replace(budget, iterations=8)
+    method.fit(toy_data.train, budget, progress=False)
+    expected = method.state_dict()
+    snapshot = tmp_path / "run.partial.pt"
+    method, _ = smoke_method("drl", toy_data)
+    with pytest.raises(Interrupt):
+        method.fit(toy_data.train, budget, progress=False, options=TrainOptions(checkpoint_every=4),
+                   snapshot_path=snapshot, on_step=_stop_at(6))
+    snapshot.write_bytes(snapshot.read_bytes()[:-100])  # truncated, as by a full disk
+
+    method, _ = smoke_method("drl", toy_data)
+    history = method.fit(toy_data.train, budget, progress=False, options=TrainOptions(checkpoint_every=4),
+                         snapshot_path=snapshot)
+    assert history.resumed_from == 0
+    assert "corrupt pretraining snapshot" in caplog.text and "pretraining from step 0" in caplog.text
+    assert (tmp_path / "run.partial.pt.corrupt").exists()
     _assert_same_weights(expected, method.state_dict())
 
 
@@ -77,7 +99,7 @@ def _numbers(results: Path) -> list[tuple]:
 
 def _final_checkpoint(results: Path) -> dict:
     (path,) = [p for p in (results / "checkpoints").glob("*.pt") if not p.name.endswith(".partial.pt")]
-    return torch.load(path, weights_only=True)["state"]
+    return load_verified(path)["state"]
 
 
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, capfd):
