@@ -1,0 +1,83 @@
+"""Shared inputs of the benchmarks (``tox -e bench``): the quick preset on the embedded digits.
+
+Every benchmark module here is marked ``bench`` (excluded from the default run) and
+sized like the suite's default run: digits, the quick preset's encoder, its
+11 values of t. The ratio of each batched/loop pair is printed after the
+benchmark table when the run writes ``--benchmark-json`` (``tests/perf/ratios.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from benchmarks.data import DataSplits, load_dataset
+from benchmarks.presets import preset_settings
+from methods.base import (
+    DataSpec,
+    Method,
+    config_from_settings,
+    create_method,
+    get_method_class,
+    seed_everything,
+)
+from protocols.base import DEFAULT_T_VALUES
+from tests.perf.ratios import ratio_lines
+
+SPLITS = ("train", "val", "test")
+
+
+RATIO_LINES = pytest.StashKey[list[str]]()
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    config.stash[RATIO_LINES] = ratio_lines(output_json["benchmarks"])
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables
+def pytest_terminal_summary(terminalreporter, config):
+    lines = config.stash.get(RATIO_LINES, [])
+    if lines:
+        terminalreporter.section("batched vs loop (min times)")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def quick_method(name: str, data: DataSplits, **overrides) -> Method:
+    """A freshly initialised method with the quick preset's settings for ``data`` (seed 0)."""
+    settings = {**preset_settings("quick", data.image_shape), **overrides}
+    seed_everything(0)
+    return create_method(name, config_from_settings(get_method_class(name).config_cls, settings),
+                         DataSpec(data.image_shape, data.mean, data.std))
+
+
+@dataclass
+class Codes:
+    """Codes of every split at the 11 default t, as the feature cache holds them: (T, N, d)."""
+
+    ts: list[float]
+    features: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+
+
+@pytest.fixture(scope="session")
+def digits() -> DataSplits:
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_drl(digits) -> Method:
+    """The quick preset's DRL at initialisation: its codes have the shapes and cost of a trained one's."""
+    return quick_method("drl", digits)
+
+
+@pytest.fixture(scope="session")
+def digits_codes(digits, digits_drl) -> Codes:
+    ts = list(DEFAULT_T_VALUES)
+    features = {}
+    for split in SPLITS:
+        images = digits.split(split).images
+        features[split] = torch.stack([digits_drl.encode(images, torch.full((len(images),), t)) for t in ts])
+    return Codes(ts, features, {split: digits.split(split).labels for split in SPLITS})

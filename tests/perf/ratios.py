@@ -1,0 +1,55 @@
+"""Speed-ups of the batched implementations over their loops, from a pytest-benchmark JSON file.
+
+    python -m tests.perf.ratios bench.json
+
+Each benchmark group pairs ``test_*_batched`` with ``test_*_loop`` (per
+parametrisation); the ratio is loop time / batched time, both the minimum over
+rounds (the least disturbed by other work on a shared machine).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+TARGETS = {"probe": 20.0, "trajectory": 1.5}  # issue 7: how much faster the batched version must be
+
+
+def ratio_lines(benchmarks: list[dict[str, Any]]) -> list[str]:
+    """One line per (group, param) that has both a ``_batched`` and a ``_loop`` benchmark."""
+    pairs: dict[tuple[str, str], dict[str, float]] = {}
+    for b in benchmarks:
+        match = re.fullmatch(r"test_\w+_(batched|loop)(\[.*\])?", b["name"])
+        if match:
+            key = (b["group"] or "", match.group(2) or "")
+            pairs.setdefault(key, {})[match.group(1)] = b["stats"]["min"]
+    lines = []
+    for (group, param), times in sorted(pairs.items()):
+        if {"batched", "loop"} <= times.keys():
+            ratio = times["loop"] / times["batched"]
+            target = TARGETS.get(group)
+            verdict = "" if target is None else f" (target {target:g}x{'' if ratio >= target else ', not met'})"
+            lines.append(f"{group}{param}: batched is {ratio:.1f}x faster than loop{verdict}")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m tests.perf.ratios BENCHMARK_JSON", file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    try:
+        benchmarks = json.loads(path.read_text())["benchmarks"]
+    except (OSError, ValueError, KeyError) as err:
+        print(f"cannot read benchmarks from {path}: {err}", file=sys.stderr)
+        return 2
+    lines = ratio_lines(benchmarks)
+    print("\n".join(lines) if lines else f"no batched/loop pairs in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

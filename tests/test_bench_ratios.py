@@ -1,0 +1,38 @@
+"""The batched-vs-loop speed-ups printed after ``tox -e bench`` (tests/perf/ratios.py)."""
+
+import json
+
+from tests.perf.ratios import main, ratio_lines
+
+
+def _bench(name, group, seconds):
+    return {"name": name, "group": group, "stats": {"min": seconds, "median": 2 * seconds}}
+
+
+BENCHMARKS = [
+    _bench("test_probe_batched[linear]", "probe", 0.5),
+    _bench("test_probe_loop[linear]", "probe", 12.0),
+    _bench("test_probe_batched[mlp]", "probe", 1.0),
+    _bench("test_probe_loop[mlp]", "probe", 30.0),
+    _bench("test_encode_trajectory_batched", "trajectory", 2.0),
+    _bench("test_encode_trajectory_loop", "trajectory", 2.2),
+    _bench("test_svm_fit", "svm", 3.0),            # no pair: no line
+    _bench("test_widget_batched", "widget", 1.0),  # no loop to compare with: no line
+]
+
+
+def test_ratio_is_loop_over_batched_min_time_per_group_and_param():
+    assert ratio_lines(BENCHMARKS) == [
+        "probe[linear]: batched is 24.0x faster than loop (target 20x)",
+        "probe[mlp]: batched is 30.0x faster than loop (target 20x)",
+        "trajectory: batched is 1.1x faster than loop (target 1.5x, not met)",
+    ]
+
+
+def test_script_reads_pytest_benchmark_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": BENCHMARKS}))
+    assert main([str(path)]) == 0
+    assert "trajectory: batched is 1.1x faster" in capsys.readouterr().out
+    assert main([str(tmp_path / "missing.json")]) == 2
+    assert "cannot read benchmarks from" in capsys.readouterr().err
