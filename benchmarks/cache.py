@@ -259,13 +259,20 @@ class CheckpointStore:
         save_verified(payload, self.path(key))
 
 
+# Rows (images x times) per encoder forward. On a CPU, activations that stay in cache beat a
+# bigger batch (measured on digits: 176 rows 0.68 s, 506 rows 0.84 s for the train split at 11 t);
+# a GPU wants as many rows as fill it.
+ROWS_PER_FORWARD = {"cpu": 192, "cuda": 2048}
+
+
 class FeatureCache:
     """``cache(split, ts)`` -> (len(ts), N, d) codes of a fitted method, computed once per (split, t)."""
 
     def __init__(self, root: Path, checkpoint: str, method: Method, data: DataSplits,
-                 batch_size: int = 512, progress: bool = False):
+                 batch_size: int | None = None, progress: bool = False):
         self.dir = Path(root) / "features" / checkpoint
-        self.method, self.data, self.batch_size, self.progress = method, data, batch_size, progress
+        self.method, self.data, self.progress = method, data, progress
+        self.batch_size = batch_size or ROWS_PER_FORWARD.get(getattr(method, "device", torch.device("cpu")).type, 512)
         self._memory: dict[tuple[str, str], torch.Tensor] = {}
         self.encoded_count = 0  # how many (split, t) were encoded rather than read: tests check reuse
 
@@ -305,8 +312,5 @@ class FeatureCache:
         starts = tqdm(range(0, n, chunk), desc=f"encode {self.method.name} {split} at {k} t",
                       disable=not self.progress, unit="batch", dynamic_ncols=True, mininterval=1.0)
         for start in starts:
-            x = images[start:start + chunk]
-            b = len(x)
-            z = self.method.encode(x.repeat(k, 1, 1, 1), t_all.repeat_interleave(b))
-            out.append(z.view(k, b, -1).cpu())
+            out.append(self.method.encode_times(images[start:start + chunk], t_all).cpu())
         return torch.cat(out, dim=1)

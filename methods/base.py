@@ -170,6 +170,12 @@ class Method:
         t = t.to(self.device, dtype=torch.float32)
         return self.codes(encoder, self.normalise(x), t).float()
 
+    @torch.no_grad()
+    def encode_times(self, x: Tensor, ts: Tensor) -> Tensor:
+        """(B, C, H, W) images at each of K times -> (K, B, d): one forward of the batch repeated over t."""
+        k, b = len(ts), len(x)
+        return self.encode(x.repeat(k, 1, 1, 1), ts.repeat_interleave(b)).view(k, b, -1)
+
     def state_dict(self) -> dict[str, Any]:
         return {"modules": self.modules.state_dict(), "ema": self.ema.module.state_dict()}
 

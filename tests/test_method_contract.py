@@ -134,3 +134,12 @@ def test_same_seed_gives_the_same_encoder(name, toy_data):
         method.fit(toy_data.train, dataclasses.replace(budget, iterations=5), progress=False)
         codes.append(method.encode(toy_data.test.images[:8], torch.full((8,), 0.5)))
     torch.testing.assert_close(codes[0], codes[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_encode_times_matches_one_encode_per_t(name, fitted, toy_data):
+    """The trajectory encoding the feature cache uses (shared work across t) gives ``encode``'s codes."""
+    method, _ = fitted(name)
+    x, ts = toy_data.test.images[:12], torch.tensor([0.0, 0.3, 1.0])
+    per_t = torch.stack([method.encode(x, _t(len(x), float(t))) for t in ts])
+    torch.testing.assert_close(method.encode_times(x, ts), per_t, rtol=1e-5, atol=1e-5)

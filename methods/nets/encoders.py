@@ -44,6 +44,18 @@ class TimeBiasBlock(nn.Module):
         skip = x if self.shortcut is None else self.shortcut(pre)
         return h + skip
 
+    def forward_times(self, x: Tensor, temb: Tensor) -> Tensor:
+        """(B, ...) inputs at each of the K times in ``temb`` -> (K * B, ...), time-major.
+
+        Everything before the time bias (BN, first conv, shortcut) is computed
+        once for the B inputs, then repeated over the K times.
+        """
+        pre = self.bn1(x).relu()
+        h = self.conv1(pre).unsqueeze(0) + self.time_bias(temb)[:, None, :, None, None]
+        h = self.conv2(self.dropout(self.bn2(h.flatten(0, 1)).relu()))
+        skip = x if self.shortcut is None else self.shortcut(pre)
+        return h + skip.repeat(len(temb), 1, 1, 1)
+
 
 class TimeConditionedResNet(nn.Module):
     """Stem conv, stages of ``TimeBiasBlock``, BN-ReLU, global average pool, optional projection."""
@@ -81,6 +93,19 @@ class TimeConditionedResNet(nn.Module):
         temb = self.time_embed(noise_level) if self.time_embed is not None else None
         h = self.stem(x)
         for block in self.blocks:
+            h = block(h, temb)
+        pooled = self.final_bn(h).relu().mean(dim=(2, 3))
+        return self.project(pooled)
+
+    def forward_times(self, x: Tensor, noise_levels: Tensor) -> Tensor:
+        """(B, C, H, W) inputs at each of K noise levels -> (K * B, out_dim), time-major: ``forward``
+        of the inputs repeated K times, with the stem and the first block's t-free part run once."""
+        if self.time_embed is None:
+            raise ValueError("forward_times needs a time-conditioned encoder")
+        temb = self.time_embed(noise_levels)  # (K, TIME_DIM)
+        h = self.blocks[0].forward_times(self.stem(x), temb)
+        temb = temb.repeat_interleave(len(x), dim=0)
+        for block in self.blocks[1:]:
             h = block(h, temb)
         pooled = self.final_bn(h).relu().mean(dim=(2, 3))
         return self.project(pooled)

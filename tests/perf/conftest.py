@@ -30,6 +30,7 @@ SPLITS = ("train", "val", "test")
 
 
 RATIO_LINES = pytest.StashKey[list[str]]()
+THROUGHPUT_LINES: list[str] = []  # GPU throughput benchmarks append one line each
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
@@ -38,11 +39,12 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables
 def pytest_terminal_summary(terminalreporter, config):
-    lines = config.stash.get(RATIO_LINES, [])
-    if lines:
-        terminalreporter.section("batched vs loop (min times)")
-        for line in lines:
-            terminalreporter.write_line(line)
+    for title, lines in (("batched vs loop (min times)", config.stash.get(RATIO_LINES, [])),
+                         ("pretraining throughput", THROUGHPUT_LINES)):
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)
 
 
 def quick_method(name: str, data: DataSplits, **overrides) -> Method:
