@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import leaderboard
+from benchmarks.cache import CorruptCacheError
 from benchmarks.data import DatasetError, available_datasets, load_dataset
 from benchmarks.plan import describe as describe_plan
 from benchmarks.presets import PRESETS
@@ -123,6 +124,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(describe_plan(checked, prepare(checked)))
         return 0
     store, dataset = _execute_keeping_results(checked)
+    if store is None:  # a torchrun rank other than 0: it helped pretrain, rank 0 reports
+        return 0
     frame = store.frame()
     for protocol in request.protocols:
         print(leaderboard.format_summary(frame, dataset, protocol))
@@ -137,6 +140,8 @@ def _execute_keeping_results(checked: Plan) -> tuple[ResultsStore, str]:
     """``execute``, with a write failure partway reported as one line: every run stored before it stays."""
     try:
         return execute(checked)
+    except CorruptCacheError as err:  # a damaged file that could not even be moved aside
+        raise UsageError(str(err)) from None
     except (StoreError, OSError) as err:
         if isinstance(err, OSError) and err.errno not in _WRITE_ERRNOS:
             raise
@@ -234,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_list(args)
     except UsageError as err:
         parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
+    except FloatingPointError as err:  # a diverged pretraining: the message names method, step and terms
+        parser.exit(1, f"{parser.prog}: error: {err}; the runs stored before this are kept\n")
     except KeyboardInterrupt:
         parser.exit(130, "interrupted: finished results are stored; rerun the same command to resume\n")
     return 0

@@ -143,3 +143,21 @@ def test_leaderboard_check_passes_on_generated_and_fails_on_a_hand_edit(smoke_ru
     out = capsys.readouterr().out
     assert "changed: digits/probe.md" in out and "stale (no longer generated): digits/old.csv" in out
     assert "(edited)" in page.read_text(), "--check writes nothing"
+
+
+def test_a_diverging_pretraining_stops_with_one_line_naming_method_step_and_terms(tmp_path, capsys, monkeypatch):
+    from methods.drl import DRL
+
+    real_loss = DRL.loss
+
+    def diverging(self, batch):
+        loss, terms = real_loss(self, batch)
+        return loss * float("nan"), terms
+
+    monkeypatch.setattr(DRL, "loss", diverging)
+    with pytest.raises(SystemExit) as exit_info:
+        main(_run_args(tmp_path))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert "drl: non-finite loss nan at step 0; loss terms {" in err and "the runs stored before this are kept" in err

@@ -1,6 +1,7 @@
 """Pretraining under torchrun: two gloo processes on the CPU learn what one process learns."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,19 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
             torch.testing.assert_close(two["state"][part][name], tensor, rtol=1e-5, atol=1e-6,
                                        msg=f"{part}.{name}")
     torch.testing.assert_close(two["losses"], one["losses"], rtol=1e-5, atol=1e-7)  # all-reduced means
+
+
+def test_the_command_line_under_torchrun_stores_each_run_once_from_rank_0(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "benchmarks",
+         "run", "--method", "ae", "--protocol", "probe", "--preset", "smoke", "--no-progress",
+         "--results", str(results), "--leaderboards", str(tmp_path / "boards")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("ae seed 0: pretraining 20 steps") == 1  # rank 0 alone logs
+    with sqlite3.connect(results / "results.sqlite") as db:
+        runs = db.execute("SELECT method, protocol, seed FROM runs").fetchall()
+    assert runs == [("ae", "probe", 0)]
+    assert (tmp_path / "boards" / "digits" / "probe.md").exists()

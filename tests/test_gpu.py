@@ -56,3 +56,58 @@ def test_laplacenet_on_cuda(toy_data):
     result = net.fit()
     assert next(net.model.parameters()).device.type == "cuda"
     assert result.test_accuracy > 0.6 and 0.0 < result.t_final < 1.0  # chance is 1/3
+
+
+@pytest.mark.parametrize("options", [
+    {"precision": "bf16", "channels_last": True},
+    {"precision": "bf16", "channels_last": True, "compile": True},
+    {"precision": "fp32", "channels_last": False},
+], ids=["bf16-channels_last", "bf16-channels_last-compile", "fp32"])
+def test_fit_with_the_gpu_training_options(options, toy_data, tmp_path):
+    import dataclasses
+
+    from methods.training import TrainOptions
+
+    method, budget = smoke_method("drl", toy_data)
+    method.to("cuda")
+    budget = dataclasses.replace(budget, iterations=12)
+    opts = TrainOptions(checkpoint_every=5, **options)
+    history = method.fit(toy_data.train, budget, progress=False, options=opts, snapshot_path=tmp_path / "s.pt")
+    assert history.steps == 12 and all(torch.isfinite(torch.tensor(history.losses)))
+    assert history.images_per_s > 0 and history.peak_memory_mb > 0
+    # Training layouts do not leak into the saved weights or the codes.
+    assert all(p.is_contiguous() for p in method.modules.parameters())
+    z = method.encode(toy_data.test.images, torch.full((len(toy_data.test),), 0.5))
+    assert z.dtype == torch.float32 and torch.isfinite(z).all()
+
+
+def test_resume_on_cuda_gives_the_same_weights(toy_data, tmp_path):
+    """Same device, same seed: an interrupted and resumed fp32 run ends where an uninterrupted one does
+    (up to cuDNN's non-deterministic kernels, see README, Determinism)."""
+    import dataclasses
+
+    from methods.training import TrainOptions
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_7(done):
+        if done == 7:
+            raise Stop
+
+    opts = TrainOptions(precision="fp32", checkpoint_every=5)
+    method, budget = smoke_method("drl", toy_data)
+    budget = dataclasses.replace(budget, iterations=12)
+    method.to("cuda").fit(toy_data.train, budget, progress=False, options=opts)
+    expected = method.state_dict()
+    method, _ = smoke_method("drl", toy_data)
+    with pytest.raises(Stop):
+        method.to("cuda").fit(toy_data.train, budget, progress=False, options=opts,
+                              snapshot_path=tmp_path / "s.pt", on_step=stop_at_7)
+    method, _ = smoke_method("drl", toy_data)
+    history = method.to("cuda").fit(toy_data.train, budget, progress=False, options=opts,
+                                    snapshot_path=tmp_path / "s.pt")
+    assert history.resumed_from == 5
+    for part in expected:
+        for name, tensor in expected[part].items():
+            torch.testing.assert_close(method.state_dict()[part][name], tensor, rtol=1e-4, atol=1e-5)
