@@ -81,3 +81,39 @@ def test_drl_paper_preset_throughput(benchmark, option, cifar_like):
         f"drl paper preset, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {budget.batch_size}, {option}: "
         f"{history.images_per_s:.0f} images/s, peak {history.peak_memory_mb:.0f} MiB, "
         f"70k iterations = {hours:.1f} h on {torch.cuda.get_device_name()}")
+
+
+def same_seed_spread(data: DataSplits, options: TrainOptions, device: str = "cuda", steps: int = 200) -> dict:
+    """Train the quick preset's DRL twice with one seed on ``device``; how far apart the two end.
+
+    Returns the largest relative difference of their test codes at t = 0.5 and the
+    difference of a linear probe's test accuracy on those codes (fit on train, scored once).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    codes, accuracies = [], []
+    for _ in range(2):
+        method = quick_method("drl", data).to(device)  # reseeds: the same initialisation
+        budget = config_from_settings(Budget, {**preset_settings("quick", data.image_shape), "iterations": steps})
+        method.fit(data.train, budget, progress=False, options=options)
+        z = {s: method.encode(data.split(s).images, torch.full((len(data.split(s)),), 0.5)).cpu()
+             for s in ("train", "test")}
+        probe = LogisticRegression(max_iter=500).fit(z["train"].numpy(), data.train.labels.numpy())
+        accuracies.append(probe.score(z["test"].numpy(), data.test.labels.numpy()))
+        codes.append(z["test"])
+    scale = codes[0].abs().max().item()
+    return {"max_relative_code_difference": (codes[0] - codes[1]).abs().max().item() / scale,
+            "accuracy_difference": abs(accuracies[0] - accuracies[1])}
+
+
+@pytest.mark.parametrize("option", ["fp32", "bf16+channels_last+fused"])
+def test_same_seed_twice_on_cuda(option):
+    """README, Determinism: how much two runs of one seed on one GPU differ (printed, not asserted equal)."""
+    from benchmarks.data import load_dataset
+
+    spread = same_seed_spread(load_dataset("digits"), OPTIONS[option])
+    assert spread["max_relative_code_difference"] < 1.0  # same seed: far closer than two seeds
+    THROUGHPUT_LINES.append(
+        f"same seed twice, drl quick preset on digits, 200 steps, {option}: codes differ by at most "
+        f"{spread['max_relative_code_difference']:.2e} (relative), linear-probe accuracy by "
+        f"{100 * spread['accuracy_difference']:.2f} points on {torch.cuda.get_device_name()}")
