@@ -69,7 +69,8 @@ class _Contrastive(Method):
         c = self.spec.image_shape[0]
         encoder = create_encoder(cfg.encoder, c, cfg.latent_dim, cfg.encoder_width, time_conditioned=False)
         head = SimCLRProjectionHead(cfg.latent_dim, cfg.latent_dim, cfg.projection_dim)
-        self.criterion = NTXentLoss(temperature=cfg.temperature)
+        # Under torchrun every rank's views meet the negatives of the whole global batch, as in one process.
+        self.criterion = NTXentLoss(temperature=cfg.temperature, gather_distributed=True)
         return {"encoder": encoder, "projection": head}
 
     @classmethod

@@ -161,6 +161,10 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
 
     snapshot = _load_snapshot(snapshot_path)
     if snapshot is not None:
+        if len(snapshot["rng"]) != world_size:
+            raise TrainingSetupError(
+                f"{snapshot_path} was written by {len(snapshot['rng'])} processes, this run has {world_size}; "
+                f"rerun with {len(snapshot['rng'])} or delete the file to restart")
         start_step, elapsed, window = snapshot["step"], snapshot["elapsed_s"], snapshot["window"]
         modules.load_state_dict(snapshot["modules"])
         method.ema.module.load_state_dict(snapshot["ema"])
@@ -168,9 +172,6 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
         scheduler.load_state_dict(snapshot["scheduler"])
         sampler.load_state_dict(snapshot["sampler"])
         history.losses, history.resumed_from = snapshot["losses"], start_step
-        if len(snapshot["rng"]) != world_size:
-            raise TrainingSetupError(f"{snapshot_path} was written by {len(snapshot['rng'])} processes, this run has "
-                             f"{world_size}; rerun with {len(snapshot['rng'])} or delete the file to restart")
         set_rng_state(snapshot["rng"][rank])
         if log:
             log(f"{method.name}: resuming pretraining from step {start_step} of {budget.iterations} "
@@ -189,21 +190,23 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, terms = method.loss(method.prepare(batch))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{method.name}: non-finite loss {loss.item()} at step {step}; "
+        reported = loss.detach()
+        if world_size > 1:  # the global batch's loss; every rank sees the same value (and stops together)
+            reported = reported.clone()
+            dist.all_reduce(reported)
+            reported /= world_size
+        if not torch.isfinite(reported):
+            raise FloatingPointError(f"{method.name}: non-finite loss {reported.item()} at step {step}; "
                                      f"loss terms {terms}; lower lr or check the data")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if world_size > 1:
             _average_gradients(params, world_size)
-            loss = loss.detach().clone()
-            dist.all_reduce(loss)
-            loss /= world_size
         nn.utils.clip_grad_norm_(params, budget.grad_clip)
         optimiser.step()
         scheduler.step()
         method.ema.update(modules["encoder"], step=step)
-        window.append(loss.item())
+        window.append(reported.item())
         if len(window) == LOG_WINDOW or step == budget.iterations - 1:
             history.losses.append(sum(window) / len(window))
             bar.set_postfix(loss=f"{history.losses[-1]:.4g}")

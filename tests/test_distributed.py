@@ -34,12 +34,13 @@ def test_the_command_line_under_torchrun_stores_each_run_once_from_rank_0(tmp_pa
     results = tmp_path / "results"
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "benchmarks",
-         "run", "--method", "ae", "--protocol", "probe", "--preset", "smoke", "--no-progress",
+         "run", "--method", "ae,simclr", "--protocol", "probe", "--preset", "smoke", "--no-progress",
          "--results", str(results), "--leaderboards", str(tmp_path / "boards")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.count("ae seed 0: pretraining 20 steps") == 1  # rank 0 alone logs
+    assert done.stderr.count("simclr seed 0: pretraining 20 steps") == 1  # NT-Xent gathers across ranks
     with sqlite3.connect(results / "results.sqlite") as db:
-        runs = db.execute("SELECT method, protocol, seed FROM runs").fetchall()
-    assert runs == [("ae", "probe", 0)]
+        runs = db.execute("SELECT method, protocol, seed FROM runs ORDER BY method").fetchall()
+    assert runs == [("ae", "probe", 0), ("simclr", "probe", 0)]
     assert (tmp_path / "boards" / "digits" / "probe.md").exists()
