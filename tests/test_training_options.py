@@ -1,0 +1,49 @@
+"""The pretraining options: precision, layout and compilation change speed, not the interface or a run's identity."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from benchmarks.__main__ import main
+from benchmarks.plan import checkpoint_key
+from benchmarks.store import ResultsStore
+from methods.base import Budget, MethodConfig
+from methods.training import TrainOptions
+from tests.conftest import smoke_method
+
+
+def test_bf16_autocast_trains_fp32_weights_and_codes(toy_data):
+    method, budget = smoke_method("drl", toy_data)
+    history = method.fit(toy_data.train, dataclasses.replace(budget, iterations=6), progress=False,
+                         options=TrainOptions(precision="bf16"))
+    assert all(torch.isfinite(torch.tensor(history.losses)))
+    assert all(p.dtype == torch.float32 for p in method.modules.parameters())
+    z = method.encode(toy_data.test.images, torch.full((len(toy_data.test),), 0.5))
+    assert z.dtype == torch.float32 and torch.isfinite(z).all()
+
+
+def test_auto_precision_is_bf16_on_cuda_only():
+    assert TrainOptions().resolved_precision(torch.device("cpu")) == "fp32"
+    assert TrainOptions().resolved_precision(torch.device("cuda")) == "bf16"
+    assert TrainOptions(precision="fp32").resolved_precision(torch.device("cuda")) == "fp32"
+
+
+def test_reduced_precision_has_its_own_checkpoint_and_fp32_keeps_the_old_key():
+    args = ("drl", MethodConfig(), Budget(), "fingerprint", 0)
+    fp32, fields = checkpoint_key(*args)
+    assert "precision" not in fields and checkpoint_key(*args, "fp32")[0] == fp32
+    assert checkpoint_key(*args, "bf16")[0] != fp32
+
+
+@pytest.mark.parametrize("bad", [dict(precision="fp16"), dict(checkpoint_every=-1)])
+def test_bad_options_are_refused(bad):
+    with pytest.raises(ValueError, match=str(next(iter(bad.values())))):
+        TrainOptions(**bad)
+
+
+def test_speed_settings_do_not_make_a_new_leaderboard_entry(tmp_path):
+    assert main(["run", "--method", "ae", "--protocol", "probe", "--preset", "smoke", "--no-progress",
+                 "--set", "checkpoint_every=7", "--set", "compile=false", "--set", "channels_last=false",
+                 "--results", str(tmp_path / "r"), "--leaderboards", str(tmp_path / "b")]) == 0
+    assert set(ResultsStore(tmp_path / "r").frame().variant) == {""}
