@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
 
 
-def _execute_keeping_results(checked: Plan) -> tuple[ResultsStore, str]:
+def _execute_keeping_results(checked: Plan) -> tuple[ResultsStore | None, str]:
     """``execute``, with a write failure partway reported as one line: every run stored before it stays."""
     try:
         return execute(checked)
@@ -178,7 +178,8 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
             base, overrides=base.overrides + tuple(f"{k}={v}" for k, v in sorted(best.items())),
             sweep={"study": study.study_name, "trials": len(study.trials), "best_value": study.best_value})
         store, dataset = _execute_keeping_results(validate(run))
-        print(leaderboard.format_summary(store.frame(), dataset, req.protocol))
+        if store is not None:  # None: a torchrun rank other than 0
+            print(leaderboard.format_summary(store.frame(), dataset, req.protocol))
         return 0
     try:
         data = load_dataset(args.dataset, root=args.data_root, download=args.download)

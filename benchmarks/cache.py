@@ -98,9 +98,6 @@ def save_verified(obj: Any, path: str | Path) -> None:
             os.unlink(tmp)
 
 
-atomic_save = save_verified  # the name callers used before files carried a digest
-
-
 def _fsync_directory(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -260,8 +257,8 @@ class CheckpointStore:
 
 
 # Rows (images x times) per encoder forward. On a CPU, activations that stay in cache beat a
-# bigger batch (measured on digits: 176 rows 0.68 s, 506 rows 0.84 s for the train split at 11 t);
-# a GPU wants as many rows as fill it.
+# bigger batch (the trajectory benchmark in tests/perf runs at this size); a GPU wants as many
+# rows as fill it.
 ROWS_PER_FORWARD = {"cpu": 192, "cuda": 2048}
 
 
@@ -282,6 +279,10 @@ class FeatureCache:
 
     def _path(self, split: str, key: str) -> Path:
         return self.dir / f"{split}_{key}.pt"
+
+    def cached_file(self, split: str, t: float) -> Path:
+        """The file that holds (or will hold) the codes of ``split`` at ``t``."""
+        return self._path(split, self._key(float(t)))
 
     def __call__(self, split: str, ts: Sequence[float]) -> torch.Tensor:
         keys = [self._key(float(t)) for t in ts]

@@ -111,12 +111,12 @@ def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False
     if n == 0 or math.isnan(mean):
         return ""
     m = _fmt_number(mean, metric)
+    shown = f"**{m}**" if bold else m
     if n < 2 or math.isnan(std):
-        text = f"{f'**{m}**' if bold else m} ± {DASH} ({n})"
+        text = f"{shown} ± {DASH} ({n})"
     else:
         lo, hi = stats.confidence_interval(mean, std, n)
-        text = (f"{f'**{m}**' if bold else m} ± {_fmt_number(std, metric)} "
-                f"[{_fmt_number(lo, metric)}, {_fmt_number(hi, metric)}] ({n})")
+        text = f"{shown} ± {_fmt_number(std, metric)} [{_fmt_number(lo, metric)}, {_fmt_number(hi, metric)}] ({n})"
     return text + (" †" if better_than_next else "")
 
 

@@ -149,7 +149,7 @@ def describe(plan: Plan, setup: Setup) -> str:
                 if ts is None:
                     codes = "fine-tunes a copy of the encoder (no cached codes)"
                 else:
-                    files = {features._path(split, features._key(float(t))) for split in SPLITS for t in ts}
+                    files = {features.cached_file(split, t) for split in SPLITS for t in ts}
                     have = sum(f.exists() for f in files)
                     codes_cached, codes_needed = codes_cached + have, codes_needed + len(files)
                     codes = f"codes at {len(ts)} t: {have} of {len(files)} (split, t) cached"

@@ -42,6 +42,7 @@ from methods.base import (
     Budget,
     DataSpec,
     Method,
+    TrainOptions,
     config_from_settings,
     create_method,
     get_method_class,
@@ -142,10 +143,11 @@ def objective_for(req: SweepRequest, data: DataSplits, device: torch.device) -> 
         settings = {**preset_settings(req.preset, data.image_shape), **dict(req.overrides), **params}
         cfg = config_from_settings(method_cls.config_cls, settings)
         budget = config_from_settings(Budget, settings)
+        options = config_from_settings(TrainOptions, settings)  # precision, compile...: as a run would
         protocol_cfg = config_from_settings(protocol.config_cls, settings)
         seed_everything(req.seed)
         method = create_method(req.method, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
-        method.fit(tuning.train, budget, progress=False,
+        method.fit(tuning.train, budget, progress=False, options=options,
                    on_step=_pruning_callback(trial, method, tuning, budget.iterations))
         with tempfile.TemporaryDirectory() as tmp:  # features of this trial only
             features = FeatureCache(Path(tmp), f"trial{trial.number}", method, tuning)

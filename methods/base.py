@@ -172,9 +172,16 @@ class Method:
 
     @torch.no_grad()
     def encode_times(self, x: Tensor, ts: Tensor) -> Tensor:
-        """(B, C, H, W) images at each of K times -> (K, B, d): one forward of the batch repeated over t."""
-        k, b = len(ts), len(x)
-        return self.encode(x.repeat(k, 1, 1, 1), ts.repeat_interleave(b)).view(k, b, -1)
+        """(B, C, H, W) images at each of K times -> (K, B, d), as ``encode`` of each t."""
+        encoder = self.ema.module
+        encoder.eval()
+        ts = ts.to(self.device, dtype=torch.float32)
+        return self.codes_times(encoder, self.normalise(x), ts).float().view(len(ts), len(x), -1)
+
+    def codes_times(self, encoder: nn.Module, x: Tensor, ts: Tensor) -> Tensor:
+        """``codes`` of normalised ``x`` at each of the K ``ts``, time-major (K * B, d): one forward
+        of the batch repeated over t. Methods whose encoder can share work across t override it."""
+        return self.codes(encoder, x.repeat(len(ts), 1, 1, 1), ts.repeat_interleave(len(x)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"modules": self.modules.state_dict(), "ema": self.ema.module.state_dict()}

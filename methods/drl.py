@@ -91,14 +91,9 @@ class DRL(Method):
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         return self.point_code(encoder(x, self.sde.noise_level(t)))
 
-    @torch.no_grad()
-    def encode_times(self, x: Tensor, ts: Tensor) -> Tensor:
-        """As ``Method.encode_times``, but the part of the encoder before t enters runs once per image."""
-        encoder = self.ema.module
-        encoder.eval()
-        levels = self.sde.noise_level(ts.to(self.device, dtype=torch.float32))
-        codes = self.point_code(encoder.forward_times(self.normalise(x), levels))
-        return codes.float().view(len(ts), len(x), -1)
+    def codes_times(self, encoder: nn.Module, x: Tensor, ts: Tensor) -> Tensor:
+        # The part of the encoder before t enters runs once per image.
+        return self.point_code(encoder.forward_times(x, self.sde.noise_level(ts)))
 
 
 @register_method

@@ -36,6 +36,15 @@ def stratified_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.sort(index))
 
 
+def check_label_counts(labels: torch.Tensor, counts: tuple[int, ...], setting: str) -> None:
+    """Raise a one-line ValueError naming ``setting`` if a count cannot be drawn from ``labels``."""
+    for n in counts:  # feasibility does not depend on the seed
+        try:
+            stratified_subset(labels, n, seed=0)
+        except ValueError as err:
+            raise ValueError(f"{setting}={n}: {err}") from None
+
+
 def save_subset(index: torch.Tensor, folder: Path | None, name: str) -> dict[str, str]:
     """Write the indices (JSON) so every method's numbers can be traced to the same labels."""
     values = index.tolist()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from benchmarks.data import DataSplits
 from protocols.base import Encoded, Record, register_protocol
-from protocols.labels import label_ladder, save_subset, stratified_subset
+from protocols.labels import check_label_counts, label_ladder, save_subset, stratified_subset
 from protocols.probe import ProbeConfig, ProbeInputs, probe_records
 
 
@@ -48,11 +48,7 @@ every method of a seed sees the same labels; its indices are saved under
 
     def check_data(self, data: DataSplits, cfg: LowLabelConfig) -> None:
         labels = data.train.labels
-        for n in label_ladder(len(labels), data.num_classes, cfg.label_counts):
-            try:
-                stratified_subset(labels, n, seed=0)
-            except ValueError as err:
-                raise ValueError(f"label_counts={n}: {err}") from None
+        check_label_counts(labels, label_ladder(len(labels), data.num_classes, cfg.label_counts), "label_counts")
 
     def run(self, encoded: Encoded, cfg: LowLabelConfig) -> list[Record]:
         train_labels = encoded.data.train.labels

@@ -22,7 +22,7 @@ from protocols.base import (
     reported_at,
     times_to_encode,
 )
-from protocols.labels import stratified_subset
+from protocols.labels import check_label_counts, stratified_subset
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,7 @@ over draws is stored with each number (`test_std_over_draws`).
 """
 
     def check_data(self, data: DataSplits, cfg: SVMConfig) -> None:
-        for n in cfg.svm_labels:  # a draw's feasibility does not depend on its seed
-            try:
-                stratified_subset(data.train.labels, n, seed=0)
-            except ValueError as err:
-                raise ValueError(f"svm_labels={n}: {err}") from None
+        check_label_counts(data.train.labels, cfg.svm_labels, "svm_labels")
 
     def run(self, encoded: Encoded, cfg: SVMConfig) -> list[Record]:
         ts = list(cfg.t_values)

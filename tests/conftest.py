@@ -44,9 +44,14 @@ def toy_data() -> DataSplits:
     return make_splits()
 
 
-def smoke_method(name: str, data: DataSplits, **overrides):
-    settings = {**preset_settings("smoke", data.image_shape), **overrides}
+def preset_method(name: str, data: DataSplits, preset: str = "smoke", **overrides):
+    """A freshly initialised method (seed 0) with ``preset``'s settings for ``data``, and its budget."""
+    settings = {**preset_settings(preset, data.image_shape), **overrides}
     cfg = config_from_settings(get_method_class(name).config_cls, settings)
     seed_everything(0)
     method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std))
     return method, config_from_settings(Budget, settings)
+
+
+def smoke_method(name: str, data: DataSplits, **overrides):
+    return preset_method(name, data, "smoke", **overrides)

@@ -91,11 +91,7 @@ class TimeConditionedResNet(nn.Module):
 
     def forward(self, x: Tensor, noise_level: Tensor | None = None) -> Tensor:
         temb = self.time_embed(noise_level) if self.time_embed is not None else None
-        h = self.stem(x)
-        for block in self.blocks:
-            h = block(h, temb)
-        pooled = self.final_bn(h).relu().mean(dim=(2, 3))
-        return self.project(pooled)
+        return self._blocks_and_pool(self.stem(x), temb, self.blocks)
 
     def forward_times(self, x: Tensor, noise_levels: Tensor) -> Tensor:
         """(B, C, H, W) inputs at each of K noise levels -> (K * B, out_dim), time-major: ``forward``
@@ -104,8 +100,10 @@ class TimeConditionedResNet(nn.Module):
             raise ValueError("forward_times needs a time-conditioned encoder")
         temb = self.time_embed(noise_levels)  # (K, TIME_DIM)
         h = self.blocks[0].forward_times(self.stem(x), temb)
-        temb = temb.repeat_interleave(len(x), dim=0)
-        for block in self.blocks[1:]:
+        return self._blocks_and_pool(h, temb.repeat_interleave(len(x), dim=0), self.blocks[1:])
+
+    def _blocks_and_pool(self, h: Tensor, temb: Tensor | None, blocks: Sequence[nn.Module]) -> Tensor:
+        for block in blocks:
             h = block(h, temb)
         pooled = self.final_bn(h).relu().mean(dim=(2, 3))
         return self.project(pooled)

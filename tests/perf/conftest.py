@@ -14,16 +14,9 @@ import pytest
 import torch
 
 from benchmarks.data import DataSplits, load_dataset
-from benchmarks.presets import preset_settings
-from methods.base import (
-    DataSpec,
-    Method,
-    config_from_settings,
-    create_method,
-    get_method_class,
-    seed_everything,
-)
+from methods.base import Method
 from protocols.base import DEFAULT_T_VALUES
+from tests.conftest import preset_method
 from tests.perf.ratios import ratio_lines
 
 SPLITS = ("train", "val", "test")
@@ -49,10 +42,7 @@ def pytest_terminal_summary(terminalreporter, config):
 
 def quick_method(name: str, data: DataSplits, **overrides) -> Method:
     """A freshly initialised method with the quick preset's settings for ``data`` (seed 0)."""
-    settings = {**preset_settings("quick", data.image_shape), **overrides}
-    seed_everything(0)
-    return create_method(name, config_from_settings(get_method_class(name).config_cls, settings),
-                         DataSpec(data.image_shape, data.mean, data.std))
+    return preset_method(name, data, "quick", **overrides)[0]
 
 
 @dataclass

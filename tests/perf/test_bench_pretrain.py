@@ -7,10 +7,8 @@ the fastest round.
 
 import pytest
 
-from benchmarks.presets import preset_settings
-from methods.base import Budget, available_methods, config_from_settings, get_method_class
-from tests.conftest import make_splits
-from tests.perf.conftest import quick_method
+from methods.base import available_methods, get_method_class
+from tests.conftest import make_splits, preset_method
 
 pytestmark = pytest.mark.bench
 
@@ -26,9 +24,7 @@ def mnist_like():
 @pytest.mark.benchmark(group="pretrain")
 @pytest.mark.parametrize("name", PRETRAINING)
 def test_pretrain_steps(benchmark, name, mnist_like):
-    method = quick_method(name, mnist_like)
-    settings = {**preset_settings("quick", mnist_like.image_shape), "iterations": STEPS, "warmup": 1}
-    budget = config_from_settings(Budget, settings)
+    method, budget = preset_method(name, mnist_like, "quick", iterations=STEPS, warmup=1)
     history = benchmark.pedantic(method.fit, args=(mnist_like.train, budget), kwargs={"progress": False},
                                  rounds=2, warmup_rounds=1)
     assert history.steps == STEPS

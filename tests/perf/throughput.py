@@ -1,0 +1,105 @@
+"""Pretraining throughput and same-seed spread of DRL, for ``tox -e gpu`` and by hand on any device.
+
+    python -m tests.perf.throughput --device cpu --steps 2 --option fp32
+
+prints one line: DRL at the ``paper`` preset on CIFAR-10-sized random images
+(the cost does not depend on pixels), images/s over ``--steps`` steps after a
+5-step warm-up, peak memory on CUDA, and the hours the paper's 70k iterations
+would take at that speed. ``tests/perf/test_bench_gpu.py`` runs the same on CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+from benchmarks.data import DataSplits, ImageData
+from benchmarks.presets import preset_settings
+from methods.training import History, TrainOptions
+from tests.conftest import preset_method
+
+SHAPE = (3, 32, 32)
+PAPER_ITERATIONS = preset_settings("paper", SHAPE)["iterations"]
+OPTIONS = {
+    "fp32": TrainOptions(precision="fp32", channels_last=False),
+    "bf16+channels_last+fused": TrainOptions(),  # the CUDA default
+    "bf16+channels_last+fused+compile": TrainOptions(compile=True),
+}
+
+
+def random_cifar_like() -> DataSplits:
+    g = torch.Generator().manual_seed(0)
+    images = ImageData(torch.randint(0, 256, (10_000, *SHAPE), generator=g, dtype=torch.uint8),
+                       torch.randint(0, 10, (10_000,), generator=g))
+    small = ImageData(images.images[:10], images.labels[:10])
+    return DataSplits(name="cifar-like", train=images, val=small, test=small, num_classes=10,
+                      classes=tuple(map(str, range(10))), mean=(0.5,) * 3, std=(0.25,) * 3)
+
+
+def measure(data: DataSplits, options: TrainOptions, device: str = "cuda", steps: int = 50,
+            timer: Callable[[Callable[[], History]], History] = lambda f: f()) -> tuple[History, int, float]:
+    """Pretrain DRL at the paper preset for ``steps`` after a 5-step warm-up: (History, batch size, hours for 70k)."""
+    method, budget = preset_method("drl", data, "paper")
+    method.to(device)
+    method.fit(data.train, dataclasses.replace(budget, iterations=5), progress=False,
+               options=options)  # warm-up: cuDNN autotuning, compilation
+    cuda = device == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+    def timed() -> History:
+        history = method.fit(data.train, dataclasses.replace(budget, iterations=steps), progress=False,
+                             options=options)
+        if cuda:
+            torch.cuda.synchronize()
+        return history
+
+    history = timer(timed)
+    return history, budget.batch_size, PAPER_ITERATIONS * budget.batch_size / history.images_per_s / 3600
+
+
+def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str) -> str:
+    where = torch.cuda.get_device_name() if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return (f"drl paper preset, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option}: "
+            f"{history.images_per_s:.0f} images/s, peak {history.peak_memory_mb:.0f} MiB, "
+            f"{PAPER_ITERATIONS} iterations = {hours:.1f} h on {where}")
+
+
+def same_seed_spread(data: DataSplits, options: TrainOptions, device: str = "cuda", steps: int = 200) -> dict:
+    """Train the quick preset's DRL twice with one seed on ``device``; how far apart the two end.
+
+    Returns the largest relative difference of their test codes at t = 0.5 and the
+    difference of a linear probe's test accuracy on those codes (fit on train, scored once).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    codes, accuracies = [], []
+    for _ in range(2):
+        method, budget = preset_method("drl", data, "quick", iterations=steps)  # reseeds: the same start
+        method.to(device).fit(data.train, budget, progress=False, options=options)
+        z = {s: method.encode(data.split(s).images, torch.full((len(data.split(s)),), 0.5)).cpu()
+             for s in ("train", "test")}
+        probe = LogisticRegression(max_iter=500).fit(z["train"].numpy(), data.train.labels.numpy())
+        accuracies.append(probe.score(z["test"].numpy(), data.test.labels.numpy()))
+        codes.append(z["test"])
+    scale = codes[0].abs().max().item()
+    return {"max_relative_code_difference": (codes[0] - codes[1]).abs().max().item() / scale,
+            "accuracy_difference": abs(accuracies[0] - accuracies[1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.perf.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--option", default="fp32", choices=list(OPTIONS))
+    args = parser.parse_args()
+    history, batch, hours = measure(random_cifar_like(), OPTIONS[args.option], args.device, args.steps)
+    print(throughput_line(history, batch, hours, args.option, args.device))
+
+
+if __name__ == "__main__":
+    main()
