@@ -63,9 +63,11 @@ def measure(data: DataSplits, options: TrainOptions, device: str = "cuda", steps
 
 
 def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str) -> str:
-    where = torch.cuda.get_device_name() if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    cuda = device == "cuda"
+    where = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    memory = f", peak {history.peak_memory_mb:.0f} MiB" if cuda else ""  # measured on CUDA only
     return (f"drl paper preset, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option}: "
-            f"{history.images_per_s:.0f} images/s, peak {history.peak_memory_mb:.0f} MiB, "
+            f"{history.images_per_s:.0f} images/s{memory}, "
             f"{PAPER_ITERATIONS} iterations = {hours:.1f} h on {where}")
 
 
