@@ -72,11 +72,11 @@ class _Autoencoder(Method):
 class AE(_Autoencoder):
     name = "ae"
 
-    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = self._sample_t(x0)
         z = self.modules["encoder"](x0, self.sde.noise_level(t))
         loss = _reconstruction_error(self.modules["decoder"](z), x0)
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
 
 
 @register_method
@@ -89,25 +89,25 @@ class VAE(_Autoencoder):
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {**super().search_space(trial), "kl_weight": trial.suggest_float("kl_weight", 1e-3, 10.0, log=True)}
 
-    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = self._sample_t(x0)
         z, kl = gaussian_sample_and_kl(self.modules["encoder"](x0, self.sde.noise_level(t)))
         recon = _reconstruction_error(self.modules["decoder"](z), x0)
         kl = kl.mean()
         loss = recon + self.cfg.kl_weight * kl
-        return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
+        return loss, {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
 
 @register_method
 class DAE(_Autoencoder):
     name = "dae"
 
-    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = self._sample_t(x0)
         x_t = self.sde.marginal(x0, t, torch.randn_like(x0))
         z = self.modules["encoder"](x_t, self.sde.noise_level(t))
         loss = _reconstruction_error(self.modules["decoder"](z), x0)
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
 
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         return encoder(self.sde.marginal(x, t, self.eval_noise(x)), self.sde.noise_level(t))
@@ -136,14 +136,14 @@ class CDAE(Method):
         encoder, denoiser = encoder_and_unet(self)  # DRL's networks: only the target differs
         return {"encoder": encoder, "denoiser": denoiser}
 
-    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = self.sde.sample_t(x0.shape[0], self.cfg.t_sampling, device=x0.device)
         level = self.sde.noise_level(t)
         z = self.modules["encoder"](x0, level)
         x_t = self.sde.marginal(x0, t, torch.randn_like(x0))
         x0_hat = self.modules["denoiser"](x_t, level, z, std=None)  # x0 in one step, not the score
         loss = _reconstruction_error(x0_hat, x0)
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
 
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         return encoder(x, self.sde.noise_level(t))

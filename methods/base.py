@@ -110,8 +110,9 @@ class Method:
         """Return the trainable modules; one must be called ``encoder``."""
         raise NotImplementedError
 
-    def loss(self, batch: Any) -> tuple[Tensor, dict[str, float]]:
-        """Training loss on what ``prepare`` made of a batch, and its named terms for logging."""
+    def loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """Training loss on what ``prepare`` made of a batch, and its named terms (detached tensors, read
+        only when the loop reports them: no host-device sync per step)."""
         raise NotImplementedError
 
     def prepare(self, images: Tensor) -> Any:

@@ -74,7 +74,7 @@ class DRL(Method):
         z = self.modules["encoder"](x0, level)
         return z, z.abs().sum(dim=1)
 
-    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         cfg: DRLConfig = self.cfg
         t = self.sde.sample_t(x0.shape[0], cfg.t_sampling, device=x0.device)
         level, std = self.sde.noise_level(t), self.sde.std(t)
@@ -86,7 +86,7 @@ class DRL(Method):
         dsm = ((std.view(-1, 1, 1, 1) * score + noise) ** 2).flatten(1).sum(dim=1).mean()
         reg = reg.mean()
         loss = dsm + cfg.reg_weight * reg
-        return loss, {"loss": loss.item(), "dsm": dsm.item(), "reg": reg.item()}
+        return loss, {"loss": loss.detach(), "dsm": dsm.detach(), "reg": reg.detach()}
 
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         return self.point_code(encoder(x, self.sde.noise_level(t)))

@@ -78,11 +78,11 @@ class _Contrastive(Method):
         return {**super().search_space(trial),
                 "temperature": trial.suggest_float("temperature", 0.05, 1.0, log=True)}
 
-    def loss(self, views: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, views: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         both = torch.cat(views)  # one forward: BatchNorm sees both views together
         projected = self.modules["projection"](self.modules["encoder"](both))
         loss = self.criterion(*projected.chunk(2))
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
 
     def codes(self, encoder: nn.Module, x: Tensor, t: Tensor) -> Tensor:
         return encoder(x)  # no time path: the code is the same at every t

@@ -157,7 +157,10 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
     warmup = max(budget.warmup, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup))
     sampler = BatchSampler(len(images), budget.batch_size, device)
-    history, window, start_step, elapsed = History(), [], 0, 0.0
+    history, start_step, elapsed = History(), 0, 0.0
+    # This log window's losses and terms, left on the device: reading them (a host-device sync, which
+    # stalls a GPU) happens once per window and before a snapshot, not every step.
+    window: list[tuple[Tensor, dict[str, Tensor]]] = []
 
     snapshot = _load_snapshot(snapshot_path)
     if snapshot is not None:
@@ -165,7 +168,8 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
             raise TrainingSetupError(
                 f"{snapshot_path} was written by {len(snapshot['rng'])} processes, this run has {world_size}; "
                 f"rerun with {len(snapshot['rng'])} or delete the file to restart")
-        start_step, elapsed, window = snapshot["step"], snapshot["elapsed_s"], snapshot["window"]
+        start_step, elapsed = snapshot["step"], snapshot["elapsed_s"]
+        window = [(torch.tensor(value, device=device), {}) for value in snapshot["window"]]
         modules.load_state_dict(snapshot["modules"])
         method.ema.module.load_state_dict(snapshot["ema"])
         optimiser.load_state_dict(snapshot["optimiser"])
@@ -195,9 +199,6 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
             reported = reported.clone()
             dist.all_reduce(reported)
             reported /= world_size
-        if not torch.isfinite(reported):
-            raise FloatingPointError(f"{method.name}: non-finite loss {reported.item()} at step {step}; "
-                                     f"loss terms {terms}; lower lr or check the data")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if world_size > 1:
@@ -206,14 +207,16 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
         optimiser.step()
         scheduler.step()
         method.ema.update(modules["encoder"], step=step)
-        window.append(reported.item())
-        if len(window) == LOG_WINDOW or step == budget.iterations - 1:
-            history.losses.append(sum(window) / len(window))
+        window.append((reported, terms))
+        done = step + 1
+        if len(window) == LOG_WINDOW or done == budget.iterations:
+            values = _checked_losses(method.name, window, done)
+            history.losses.append(sum(values) / len(values))
             bar.set_postfix(loss=f"{history.losses[-1]:.4g}")
             window = []
-        done = step + 1
         if (snapshot_path is not None and options.checkpoint_every and done % options.checkpoint_every == 0
                 and done < budget.iterations):
+            saved_window = _checked_losses(method.name, window, done)  # never snapshot diverged weights
             rngs = [rng_state()]
             if world_size > 1:
                 rngs = [None] * world_size
@@ -221,7 +224,7 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
             if rank == 0:
                 _save_snapshot(snapshot_path, {
                     "format": SNAPSHOT_FORMAT, "step": done,
-                    "elapsed_s": elapsed + time.perf_counter() - started, "window": window,
+                    "elapsed_s": elapsed + time.perf_counter() - started, "window": saved_window,
                     "losses": history.losses, "modules": modules.state_dict(),
                     "ema": method.ema.module.state_dict(), "optimiser": optimiser.state_dict(),
                     "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
@@ -295,6 +298,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
+
+
+def _checked_losses(name: str, window: list[tuple[Tensor, dict[str, Tensor]]], done: int) -> list[float]:
+    """The window's losses as floats (one device sync); a non-finite one stops the run, naming its step.
+
+    The steps after a divergence (at most a window's worth) are never logged or snapshot.
+    """
+    if not window:
+        return []
+    values = torch.stack([loss.float() for loss, _ in window]).tolist()
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            terms = {k: round(float(v), 6) for k, v in window[i][1].items()}
+            raise FloatingPointError(f"{name}: non-finite loss {value} at step {done - len(window) + i}; "
+                                     f"loss terms {terms}; lower lr or check the data")
+    return values
 
 
 def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
+from benchmarks.cache import load_verified
 from benchmarks.plan import checkpoint_key
 from benchmarks.store import ResultsStore
 from methods.base import Budget, MethodConfig
@@ -47,3 +48,22 @@ def test_speed_settings_do_not_make_a_new_leaderboard_entry(tmp_path):
                  "--set", "checkpoint_every=7", "--set", "compile=false", "--set", "channels_last=false",
                  "--results", str(tmp_path / "r"), "--leaderboards", str(tmp_path / "b")]) == 0
     assert set(ResultsStore(tmp_path / "r").frame().variant) == {""}
+
+
+def test_a_divergence_is_caught_at_its_step_and_never_snapshot(toy_data, tmp_path, monkeypatch):
+    """Losses are read once per log window (no device sync per step), yet the error names the exact
+    step and terms, and a snapshot is never written of weights trained past a non-finite loss."""
+    method, budget = smoke_method("ae", toy_data)
+    real_loss, calls = type(method).loss, []
+
+    def diverging_at_step_6(self, batch):
+        loss, terms = real_loss(self, batch)
+        calls.append(len(calls))
+        return (loss * float("nan"), terms) if len(calls) > 6 else (loss, terms)
+
+    monkeypatch.setattr(type(method), "loss", diverging_at_step_6)
+    snapshot = tmp_path / "run.partial.pt"
+    with pytest.raises(FloatingPointError, match=r"ae: non-finite loss nan at step 6; loss terms \{'loss': "):
+        method.fit(toy_data.train, dataclasses.replace(budget, iterations=12), progress=False,
+                   options=TrainOptions(checkpoint_every=4), snapshot_path=snapshot)
+    assert load_verified(snapshot)["step"] == 4  # the step-8 snapshot would hold diverged weights
