@@ -1,12 +1,14 @@
 """Many small classification heads trained as one batched model on cached features.
 
-A probe needs one head per (learning rate, t): instead of a Python loop over
-them, the heads are stacked along leading dimensions and evaluated by one
-einsum, with the same mini-batches for all. Each learning rate is its own
-parameter tensor (one optimiser group each, so torch's Adam does the update);
-each tensor holds the heads of every t. Selection is on validation only: every
-head keeps a snapshot of its weights at its best validation epoch, and the test
-split is scored once, with the chosen head of each t.
+A probe needs one head per (head seed, learning rate, t): instead of a Python
+loop over them, the heads are stacked along a leading dimension and evaluated
+by batched matrix products. The heads of one seed see the same mini-batches
+(the seed's own order and dropout masks), so the seeds' results are
+independent draws. Each learning rate is its own parameter tensor (one
+optimiser group each, so torch's Adam does the update); each tensor holds the
+heads of every (seed, t). Selection is on validation only: every head keeps a
+snapshot of its weights at its best validation epoch, and the test split is
+scored once, with the chosen head of each (seed, t).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,24 +46,27 @@ class BatchedHeads(nn.Module):
     def scores(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """(T, B, d) features -> (T, C, B) logits: class-major, as the loss and accuracy read them.
 
-        ``keep`` is the hidden layer's dropout mask, (1, hidden, B) and already
-        scaled by 1 / (1 - p), shared by every head (as the mini-batches are);
-        None: no dropout. On a CPU, reductions over classes are several times
-        faster along a middle dimension than along a short last one.
+        ``keep`` is the hidden layer's dropout mask, (S, hidden, B) and already
+        scaled by 1 / (1 - p): the T / S heads of each of S groups share one (as
+        they share mini-batches); None: no dropout. On a CPU, reductions over
+        classes are several times faster along a middle dimension than along a
+        short last one.
         """
         h = x.transpose(1, 2)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h)
             if i < len(self.weights) - 1:
-                h = F.relu(h) if keep is None else F.relu(h) * keep
+                h = F.relu(h)
+                if keep is not None:
+                    h = (h.unflatten(0, (len(keep), -1)) * keep.unsqueeze(1)).flatten(0, 1)
         return h
 
-    def dropout_mask(self, batch: int, device: torch.device) -> Tensor | None:
-        """A (1, hidden, batch) inverted-dropout mask from torch's RNG, or None without dropout."""
+    def dropout_mask(self, groups: int, batch: int, device: torch.device) -> Tensor | None:
+        """A (groups, hidden, batch) inverted-dropout mask from torch's RNG, or None without dropout."""
         if len(self.weights) == 1 or self.dropout == 0:
             return None
         hidden = self.weights[0].shape[2]
-        return (torch.rand(1, hidden, batch, device=device) >= self.dropout) / (1 - self.dropout)
+        return (torch.rand(groups, hidden, batch, device=device) >= self.dropout) / (1 - self.dropout)
 
 
 @dataclass
@@ -98,37 +104,71 @@ def fit_select_score(
 
     Features are (T, N, d) tensors, labels (N,) tensors, all on one device.
     """
+    return fit_select_score_seeds(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
+                                  weight_decay, seed, head_seeds=1, progress=progress)[0]
+
+
+def fit_select_score_seeds(
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    n_classes: int,
+    lrs: Sequence[float],
+    epochs: int,
+    batch_size: int,
+    hidden: int | None,
+    dropout: float,
+    weight_decay: float,
+    seed: int,
+    head_seeds: int,
+    progress: bool = False,
+) -> list[HeadSelection]:
+    """``fit_select_score`` for ``head_seeds`` independent draws of every head, trained together.
+
+    Head seed s has its own initial weights, mini-batch order and dropout masks;
+    head seed 0 is exactly ``fit_select_score``'s single draw. One selection per head seed.
+    """
     with torch.random.fork_rng(devices=[]):  # dropout draws from the seed, caller's RNG untouched
         torch.manual_seed(seed)
         return _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden,
-                                 dropout, weight_decay, seed, progress)
+                                 dropout, weight_decay, seed, head_seeds, progress)
+
+
+def _head_seed_generator(seed: int, head_seed: int) -> torch.Generator:
+    """Head seed 0 draws from ``seed`` itself; the others from independent streams derived from it."""
+    if head_seed == 0:
+        return torch.Generator(device="cpu").manual_seed(seed)
+    derived = int(np.random.SeedSequence((seed, head_seed)).generate_state(1, dtype=np.uint64)[0])
+    return torch.Generator(device="cpu").manual_seed(derived)
 
 
 def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
-                      weight_decay, seed, progress) -> HeadSelection:
+                      weight_decay, seed, n_seeds, progress) -> list[HeadSelection]:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
     n_t, n_train, in_dim = x_tr.shape
+    n_heads = n_seeds * n_t  # seed-major: head s * T + t reads feature set t in seed s's order
     device = x_tr.device
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    heads = nn.ModuleList(
-        BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, gen) for _ in lrs
-    ).to(device)
+    gens = [_head_seed_generator(seed, s) for s in range(n_seeds)]
+    per_seed = [[BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, g) for _ in lrs] for g in gens]
+    heads = nn.ModuleList(_stack_heads([init[i] for init in per_seed]) for i in range(len(lrs))).to(device)
     optimiser = torch.optim.Adam(
         [{"params": h.parameters(), "lr": lr} for h, lr in zip(heads, lrs)], weight_decay=weight_decay,
         fused=True,  # one kernel per tensor: the heads are small, per-call overhead dominates
     )
-    best_acc = torch.full((len(lrs), n_t), -1.0, device=device)
-    best_epoch = torch.zeros((len(lrs), n_t), dtype=torch.long, device=device)
+    best_acc = torch.full((len(lrs), n_heads), -1.0, device=device)
+    best_epoch = torch.zeros((len(lrs), n_heads), dtype=torch.long, device=device)
     snapshot = [[p.detach().clone() for p in h.parameters()] for h in heads]
+    x_va, x_te = (x.repeat(n_seeds, 1, 1) for x in (x_va, x_te))  # every seed's heads read them
 
-    desc = f"{'mlp' if hidden else 'linear'} heads x {len(lrs) * n_t}"
+    desc = f"{'mlp' if hidden else 'linear'} heads x {len(lrs) * n_heads}"
     for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch",
                       dynamic_ncols=True, mininterval=1.0):
-        order = torch.randperm(n_train, generator=gen).to(device)
+        orders = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(device)  # (S, N)
         for start in range(0, n_train, batch_size):
-            idx = order[start:start + batch_size]
-            x, y = x_tr.index_select(1, idx), y_tr[idx]
-            keep = heads[0].dropout_mask(len(idx), device)
+            idx = orders[:, start:start + batch_size]
+            x = torch.cat([x_tr.index_select(1, i) for i in idx])  # (S*T, B, d)
+            y = y_tr[idx].repeat_interleave(n_t, dim=0)  # (S*T, B)
+            keep = heads[0].dropout_mask(n_seeds, idx.shape[1], device)
             # Sum over heads of each head's mean loss: every head's gradient is its own.
             loss = sum(_summed_head_losses(h.scores(x, keep), y) for h in heads)
             optimiser.zero_grad(set_to_none=True)
@@ -143,27 +183,34 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
                 for keep, p in zip(snapshot[i], h.parameters()):
                     keep[improved] = p.detach()[improved]
 
-    # Per t, the learning rate whose best validation accuracy is highest (ties: the first listed).
-    chosen = best_acc.argmax(dim=0)  # (T,)
+    # Per (seed, t), the learning rate whose best validation accuracy is highest (ties: the first listed).
+    chosen = best_acc.argmax(dim=0)  # (S*T,)
+    cols = torch.arange(n_heads, device=device)
     with torch.no_grad():
-        final = BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, gen).to(device)
+        final = _stack_heads([BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, g) for g in gens]).to(device)
         for p_final, *per_lr in zip(final.parameters(), *snapshot):
-            stacked = torch.stack(per_lr)  # (L, T, ...)
-            p_final.copy_(stacked[chosen, torch.arange(n_t, device=device)])
+            p_final.copy_(torch.stack(per_lr)[chosen, cols])  # (L, S*T, ...) -> (S*T, ...)
         test_acc = _accuracy(final, x_te, y_te, batch_size * 8)
-    cols = torch.arange(n_t, device=device)
-    return HeadSelection(
-        lr=[float(lrs[i]) for i in chosen.tolist()],
-        epoch=best_epoch[chosen, cols].tolist(),
-        val_accuracy=best_acc[chosen, cols].tolist(),
-        test_accuracy=test_acc.tolist(),
-    )
+    lr, epoch_, val_acc, test_acc = (
+        v.view(n_seeds, n_t).tolist() for v in (chosen, best_epoch[chosen, cols], best_acc[chosen, cols], test_acc))
+    return [HeadSelection(lr=[float(lrs[i]) for i in lr[s]], epoch=epoch_[s], val_accuracy=val_acc[s],
+                          test_accuracy=test_acc[s]) for s in range(n_seeds)]
+
+
+def _stack_heads(per_seed: list[BatchedHeads]) -> BatchedHeads:
+    """One BatchedHeads holding the heads of several, in order (seed-major)."""
+    stacked = per_seed[0]
+    if len(per_seed) > 1:
+        for name in ("weights", "biases"):
+            params = getattr(stacked, name)
+            for j in range(len(params)):
+                params[j] = nn.Parameter(torch.cat([getattr(h, name)[j].detach() for h in per_seed]))
+    return stacked
 
 
 def _summed_head_losses(scores: Tensor, y: Tensor) -> Tensor:
-    """The sum over heads of each head's mean cross-entropy; (T, C, B) logits, (B,) labels."""
-    n_t, _, b = scores.shape
-    return F.cross_entropy(scores, y.expand(n_t, b)) * n_t  # every head has b rows
+    """The sum over heads of each head's mean cross-entropy; (H, C, B) logits, (H, B) labels."""
+    return F.cross_entropy(scores, y) * len(scores)  # every head has B rows
 
 
 def _accuracy(heads: BatchedHeads, x: Tensor, y: Tensor, chunk: int) -> Tensor:

@@ -1,8 +1,9 @@
 """The batched probe: one model for every (lr, t), selection on validation, test scored once."""
 
+import pytest
 import torch
 
-from protocols.batched import BatchedHeads, fit_select_score, standardise
+from protocols.batched import BatchedHeads, fit_select_score, fit_select_score_seeds, standardise
 
 
 def _blobs(n, n_t=3, d=5, seed=0, separation=(0.0, 1.0, 4.0)):
@@ -91,3 +92,38 @@ def test_static_method_gets_one_head_reported_at_every_t():
     accuracy = [r for r in records if r.metric == "accuracy"]
     assert [r.t for r in accuracy] == [0.0, 0.5, 1.0] and len({r.value for r in accuracy}) == 1
     assert not [r for r in records if r.metric == "best_t"]
+
+
+def test_head_seeds_are_independent_draws_and_seed_0_is_the_single_draw():
+    args = dict(n_classes=2, lrs=(1e-3, 1e-2), epochs=6, batch_size=64, hidden=None, dropout=0.0,
+                weight_decay=0.0, seed=4)
+    splits = (_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3))
+    single = fit_select_score(*splits, **args)
+    two, three = (fit_select_score_seeds(*splits, head_seeds=n, **args) for n in (2, 3))
+    assert len(three) == 3 and three[0] == single
+    # A head seed's result does not depend on which other seeds train beside it.
+    assert three[1].lr == two[1].lr and three[1].epoch == two[1].epoch
+    torch.testing.assert_close(torch.tensor(three[1].test_accuracy), torch.tensor(two[1].test_accuracy),
+                               atol=1 / 200, rtol=0)
+    # ... and it is another draw: its own initialisation and mini-batch order.
+    assert three[1] != three[0] and three[2] != three[1]
+
+
+def test_the_probe_reports_the_mean_over_head_seeds():
+    from types import SimpleNamespace
+
+    from protocols.base import Encoded
+    from protocols.probe import Probe, ProbeConfig
+    from tests.test_protocol_contract import FakeFeatures, _splits
+
+    data = _splits()
+    encoded = Encoded(SimpleNamespace(time_conditioned=True), data, FakeFeatures(data), 0, torch.device("cpu"))
+    cfg = ProbeConfig(t_values=(0.0, 1.0), heads=("linear",), probe_epochs=3, probe_head_seeds=3)
+    records = Probe().run(encoded, cfg)
+    acc = [r for r in records if r.metric == "accuracy"]
+    assert len(acc) == 2
+    for r in acc:
+        draws = r.extra["head_seed_test_accuracy"]
+        assert len(draws) == 3 and r.value == pytest.approx(sum(draws) / 3)
+    with pytest.raises(ValueError, match="probe_head_seeds must be >= 1; got 0"):
+        ProbeConfig(probe_head_seeds=0)

@@ -2,7 +2,7 @@
 
 import torch
 
-from protocols.batched import fit_select_score
+from protocols.batched import fit_select_score, fit_select_score_seeds
 from tests.perf.reference import loop_fit_select_score
 
 
@@ -38,3 +38,12 @@ def test_mlp_heads_match_the_loop_within_noise():
     gap = (torch.tensor(batched.test_accuracy) - torch.tensor(loop.test_accuracy)).abs()
     assert gap.max() <= 0.04, (batched.test_accuracy, loop.test_accuracy)
     assert batched.test_accuracy[0] < batched.test_accuracy[2] and loop.test_accuracy[0] < loop.test_accuracy[2]
+
+
+def test_every_head_seed_matches_its_loop_head_for_head():
+    batched = fit_select_score_seeds(*SPLITS, hidden=None, dropout=0.0, head_seeds=2, **ARGS)
+    loop = loop_fit_select_score(*SPLITS, hidden=None, dropout=0.0, head_seeds=2, **ARGS)
+    for b, l in zip(batched, loop, strict=True):
+        assert b.lr == l.lr and b.epoch == l.epoch
+        torch.testing.assert_close(torch.tensor(b.test_accuracy), torch.tensor(l.test_accuracy),
+                                   atol=1 / 240, rtol=0)

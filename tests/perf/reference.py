@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protocols.batched import BatchedHeads, HeadSelection
+from protocols.batched import BatchedHeads, HeadSelection, _head_seed_generator
 
 
 def loop_fit_select_score(
@@ -34,41 +34,51 @@ def loop_fit_select_score(
     dropout: float,
     weight_decay: float,
     seed: int,
-) -> HeadSelection:
-    """``fit_select_score``'s arguments and result, one head per (t, lr) trained in a Python loop."""
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
-    n_t, n_train, in_dim = x_tr.shape
+    head_seeds: int = 1,
+) -> HeadSelection | list[HeadSelection]:
+    """``fit_select_score``'s arguments and result, one head per (seed, t, lr) trained in a Python loop.
+
+    With ``head_seeds`` > 1, ``fit_select_score_seeds``'s result: one selection per head seed.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        # The batched version's draws, in its order: initial weights per lr, then one permutation per epoch.
-        initial = [BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, gen) for _ in lrs]
-        orders = [torch.randperm(n_train, generator=gen).to(x_tr.device) for _ in range(epochs)]
-        chosen: HeadSelection = HeadSelection([], [], [], [])
-        for t in range(n_t):
-            best = []  # per lr: (val accuracy, epoch, head at that epoch)
-            for lr, init in zip(lrs, initial):
-                head = _head(init, t, dropout).to(x_tr.device)
-                optimiser = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
-                best_acc, best_epoch, best_head = -1.0, 0, None
-                for epoch in range(1, epochs + 1):
-                    head.train()
-                    for start in range(0, n_train, batch_size):
-                        idx = orders[epoch - 1][start:start + batch_size]
-                        loss = F.cross_entropy(head(x_tr[t, idx]), y_tr[idx])
-                        optimiser.zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimiser.step()
-                    acc = _accuracy(head, x_va[t], y_va)
-                    if acc > best_acc:
-                        best_acc, best_epoch, best_head = acc, epoch, copy.deepcopy(head)
-                best.append((best_acc, best_epoch, best_head))
-            i = max(range(len(lrs)), key=lambda j: (best[j][0], -j))  # ties: the first listed lr
-            val_acc, epoch, head = best[i]
-            chosen.lr.append(float(lrs[i]))
-            chosen.epoch.append(epoch)
-            chosen.val_accuracy.append(val_acc)
-            chosen.test_accuracy.append(_accuracy(head, x_te[t], y_te))
+        per_seed = [_loop_one_seed(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
+                                   weight_decay, _head_seed_generator(seed, s)) for s in range(head_seeds)]
+    return per_seed[0] if head_seeds == 1 else per_seed
+
+
+def _loop_one_seed(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout, weight_decay,
+                   gen: torch.Generator) -> HeadSelection:
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
+    n_t, n_train, in_dim = x_tr.shape
+    # The batched version's draws, in its order: initial weights per lr, then one permutation per epoch.
+    initial = [BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, gen) for _ in lrs]
+    orders = [torch.randperm(n_train, generator=gen).to(x_tr.device) for _ in range(epochs)]
+    chosen: HeadSelection = HeadSelection([], [], [], [])
+    for t in range(n_t):
+        best = []  # per lr: (val accuracy, epoch, head at that epoch)
+        for lr, init in zip(lrs, initial):
+            head = _head(init, t, dropout).to(x_tr.device)
+            optimiser = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
+            best_acc, best_epoch, best_head = -1.0, 0, None
+            for epoch in range(1, epochs + 1):
+                head.train()
+                for start in range(0, n_train, batch_size):
+                    idx = orders[epoch - 1][start:start + batch_size]
+                    loss = F.cross_entropy(head(x_tr[t, idx]), y_tr[idx])
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                acc = _accuracy(head, x_va[t], y_va)
+                if acc > best_acc:
+                    best_acc, best_epoch, best_head = acc, epoch, copy.deepcopy(head)
+            best.append((best_acc, best_epoch, best_head))
+        i = max(range(len(lrs)), key=lambda j: (best[j][0], -j))  # ties: the first listed lr
+        val_acc, epoch, head = best[i]
+        chosen.lr.append(float(lrs[i]))
+        chosen.epoch.append(epoch)
+        chosen.val_accuracy.append(val_acc)
+        chosen.test_accuracy.append(_accuracy(head, x_te[t], y_te))
     return chosen
 
 
