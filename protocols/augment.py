@@ -84,12 +84,13 @@ class BatchedAugmenter:
         self.size, self.hflip, self.generator = size, hflip, generator
 
     def weak(self, images: Tensor) -> Tensor:
-        return self._augment(images, WEAK_OPS)
+        return self.augment(images, WEAK_OPS)
 
     def strong(self, images: Tensor) -> Tensor:
-        return self._augment(images, STRONG_OPS)
+        return self.augment(images, STRONG_OPS)
 
-    def _augment(self, images: Tensor, num_ops: int) -> Tensor:
+    def augment(self, images: Tensor, num_ops: int) -> Tensor:
+        """Flip, crop, ``num_ops`` RandAugment steps and Cutout, each drawn per image."""
         n, g = len(images), self.generator
         if self.hflip:
             images = flip_rows(images, torch.rand(n, generator=g) < 0.5)
