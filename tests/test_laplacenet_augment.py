@@ -206,12 +206,12 @@ def test_crop_and_cutout_equal_torchvision_functionals():
     images, g = natural(20, seed=2), torch.Generator().manual_seed(0)
     padding, side = crop_padding(32), cutout_side(32, 32)
     tops, lefts = torch.randint(0, 2 * padding + 1, (2, 20), generator=g)
-    expected = torch.stack([F.crop(F.pad(img, [padding], padding_mode="reflect"), int(t), int(l), 32, 32)
-                            for img, t, l in zip(images, tops, lefts)])
+    expected = torch.stack([F.crop(F.pad(img, [padding], padding_mode="reflect"), int(top), int(left), 32, 32)
+                            for img, top, left in zip(images, tops, lefts)])
     assert torch.equal(crop_windows(images, padding, tops, lefts, 32), expected)
     tops, lefts = torch.randint(0, 32 - side + 1, (2, 20), generator=g)
-    expected = torch.stack([F.erase(img, int(t), int(l), side, side, torch.zeros(1, 1, 1))
-                            for img, t, l in zip(images, tops, lefts)])
+    expected = torch.stack([F.erase(img, int(top), int(left), side, side, torch.zeros(1, 1, 1))
+                            for img, top, left in zip(images, tops, lefts)])
     assert torch.equal(erase_squares(images, tops, lefts, side), expected)
 
 
