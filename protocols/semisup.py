@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.data import DataSplits
 from methods.base import Method, seed_everything
-from protocols.augment import Augmenter
+from protocols.augment import SEMISUP_AUGMENT_BACKENDS, make_augmenter
 from protocols.base import Encoded, Record, register_protocol
 from protocols.label_spreading import pseudo_labels
 from protocols.labels import save_subset
@@ -82,6 +82,7 @@ class SemisupConfig:
     t_init: float = 0.5
     t_scan: bool = False                   # choose the starting t by the training-loss scan
     t_lr_scale: float = 1.0                # t's learning rate relative to the weights' (its gradient is small)
+    semisup_augment_backend: str = "torchvision"  # one of SEMISUP_AUGMENT_BACKENDS; batched: on the run's device
 
     def __post_init__(self):
         positive = ("semisup_rounds", "semisup_lr", "semisup_batch_size", "semisup_labelled_batch",
@@ -99,6 +100,9 @@ class SemisupConfig:
             raise ValueError(f"semisup_alpha must lie in (0, 1); got {self.semisup_alpha}")
         if not 0.0 < self.t_init < 1.0:
             raise ValueError(f"t_init must lie in (0, 1) (t = sigmoid(p)); got {self.t_init}")
+        if self.semisup_augment_backend not in SEMISUP_AUGMENT_BACKENDS:
+            raise ValueError(f"unknown semisup_augment_backend {self.semisup_augment_backend!r}; "
+                             f"valid: {', '.join(SEMISUP_AUGMENT_BACKENDS)}")
         if any(n < 1 for n in self.semisup_labels):
             raise ValueError(f"semisup_labels must be positive; got {self.semisup_labels!r}")
 
@@ -202,7 +206,9 @@ class LaplaceNet:
         self.labelled_rows, self.unlabelled_rows = torch.nonzero(in_pool).flatten(), torch.nonzero(~in_pool).flatten()
         self.model = SemisupClassifier(method, data.num_classes, cfg.t_init, cfg.learn_t).to(device)
         c, h, _ = data.image_shape
-        self.augment = Augmenter(h, hflip=c == 3)  # flips for natural images only, as in pretraining
+        self.augment = make_augmenter(cfg.semisup_augment_backend, h, hflip=c == 3)  # flips: natural images only
+        # The batched augmentation runs where the batch is: on the run's device, not the CPU.
+        self.augment_device = device if cfg.semisup_augment_backend == "batched" else torch.device("cpu")
         self.mixup = (Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=0.0, label_smoothing=0.0,
                             num_classes=data.num_classes, mode="batch") if cfg.mixup else None)
         self.soft_ce = SoftTargetCrossEntropy()
@@ -227,7 +233,7 @@ class LaplaceNet:
     # -- pieces --------------------------------------------------------------------------
     def _train_step(self, images: Tensor, labels: Tensor, strong: Tensor) -> float:
         """One SGD step on ``aug_num`` augmented copies of the batch (``strong`` marks pseudo-labelled rows)."""
-        views = []
+        views, images = [], images.to(self.augment_device)
         for _ in range(self.cfg.semisup_aug_num):
             view = torch.empty_like(images)
             if (~strong).any():
@@ -381,11 +387,13 @@ reset; distribution alignment (100 steps, each clipped to [0.99, 1.01]); hard
 pseudo-labels; one epoch over the pseudo-labelled images with
 `semisup_labelled_batch` labelled images in every batch of `semisup_batch_size`
 (weak augmentation: flip for colour images, reflect-padded crop, RandAugment 1
-op, Cutout; strong: RandAugment 2 ops), `semisup_aug_num` augmented copies,
-timm's batch Mixup (one lambda, the batch paired with its reverse) when on. SGD,
-Nesterov momentum 0.9, weight decay 5e-4 (not on t), lr 0.03 with a per-step
-cosine decay (timm). LaplaceNet's command-line defaults: batch 100 with 16
-labelled, k = 50, mixup alpha 1; `aug_num` 3 as in its paper.
+op, Cutout; strong: RandAugment 2 ops; per image on the CPU with torchvision,
+or with `--set semisup_augment_backend=batched` the same per-image draws
+applied a batch at a time on the run's device, for GPUs), `semisup_aug_num`
+augmented copies, timm's batch Mixup (one lambda, the batch paired with its
+reverse) when on. SGD, Nesterov momentum 0.9, weight decay 5e-4 (not on t), lr
+0.03 with a per-step cosine decay (timm). LaplaceNet's command-line defaults:
+batch 100 with 16 labelled, k = 50, mixup alpha 1; `aug_num` 3 as in its paper.
 
 The labelled images are balanced (the same count per class), drawn from the
 run's seed alone and saved under `results/artifacts/splits/`, so every
