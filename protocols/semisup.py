@@ -225,13 +225,14 @@ class LaplaceNet:
         self.scheduler = CosineLRScheduler(self.optimiser, t_initial=self.total_steps, lr_min=0.0,
                                            t_in_epochs=False)
         self.step = 0
+        self.first_non_finite_step = torch.tensor(-1, device=device)
 
     @staticmethod
     def _steps(n: int, batch: int) -> int:
         return max(math.ceil(n / batch), 1)
 
     # -- pieces --------------------------------------------------------------------------
-    def _train_step(self, images: Tensor, labels: Tensor, strong: Tensor) -> float:
+    def _train_step(self, images: Tensor, labels: Tensor, strong: Tensor) -> None:
         """One SGD step on ``aug_num`` augmented copies of the batch (``strong`` marks pseudo-labelled rows)."""
         views, images = [], images.to(self.augment_device)
         for _ in range(self.cfg.semisup_aug_num):
@@ -250,15 +251,20 @@ class LaplaceNet:
             soft = nn.functional.one_hot(y, self.data.num_classes).float()
         self.model.train()
         loss = self.soft_ce(self.model(x), soft)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"semisup ({self.method.name}): non-finite loss {loss.item()} "
-                                     f"at step {self.step}")
+        # Noted on the device and read once per epoch (_stop_if_diverged): a per-step read stalls a GPU.
+        diverged = ~torch.isfinite(loss.detach()) & (self.first_non_finite_step < 0)
+        self.first_non_finite_step = torch.where(diverged, self.step, self.first_non_finite_step)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         self.optimiser.step()
         self.step += 1
         self.scheduler.step_update(self.step)
-        return loss.item()
+
+    def _stop_if_diverged(self) -> None:
+        step = int(self.first_non_finite_step)
+        if step >= 0:
+            raise FloatingPointError(f"semisup ({self.method.name}): non-finite loss at step {step}; "
+                                     f"lower semisup_lr or check the data")
 
     @torch.no_grad()
     def _eval_outputs(self, images: Tensor, features: bool = False) -> Tensor:
@@ -293,6 +299,7 @@ class LaplaceNet:
         for start in range(0, len(order), self.cfg.semisup_batch_size):
             batch = order[start:start + self.cfg.semisup_batch_size]
             self._train_step(images[batch], labels[batch], torch.zeros(len(batch), dtype=torch.bool))
+        self._stop_if_diverged()
 
     def assign_pseudo_labels(self) -> tuple[Tensor, float]:
         """Pseudo-labels of the pool (labelled rows keep theirs) and their accuracy on the unlabelled rows."""
@@ -317,6 +324,7 @@ class LaplaceNet:
             batch = torch.cat([known, pseudo])
             strong = torch.cat([torch.zeros(len(known), dtype=torch.bool), torch.ones(len(pseudo), dtype=torch.bool)])
             self._train_step(images[batch], labels[batch], strong)
+        self._stop_if_diverged()
 
     def fit(self) -> SemisupResult:
         cfg = self.cfg

@@ -43,7 +43,7 @@ def test_mlp_heads_match_the_loop_within_noise():
 def test_every_head_seed_matches_its_loop_head_for_head():
     batched = fit_select_score_seeds(*SPLITS, hidden=None, dropout=0.0, head_seeds=2, **ARGS)
     loop = loop_fit_select_score(*SPLITS, hidden=None, dropout=0.0, head_seeds=2, **ARGS)
-    for b, l in zip(batched, loop, strict=True):
-        assert b.lr == l.lr and b.epoch == l.epoch
-        torch.testing.assert_close(torch.tensor(b.test_accuracy), torch.tensor(l.test_accuracy),
+    for one_batch, one_loop in zip(batched, loop, strict=True):
+        assert one_batch.lr == one_loop.lr and one_batch.epoch == one_loop.epoch
+        torch.testing.assert_close(torch.tensor(one_batch.test_accuracy), torch.tensor(one_loop.test_accuracy),
                                    atol=1 / 240, rtol=0)

@@ -181,6 +181,18 @@ def test_mixup_run_learns_the_toy_task(toy_data):
     assert result.test_accuracy > 0.6  # chance is 1/3
 
 
+def test_a_diverging_step_stops_the_epoch_naming_it(toy_data, monkeypatch):
+    # Checked once per epoch (no device sync per step), yet the first non-finite step is named.
+    method, _ = smoke_method("drl", toy_data)
+    cfg = config_from_settings(SemisupConfig, {**preset_settings("smoke", toy_data.image_shape),
+                                               "semisup_batch_size": 2, "semisup_labelled_batch": 1})
+    net = LaplaceNet(method, toy_data, cfg, torch.arange(6), torch.arange(len(toy_data.train)), torch.device("cpu"))
+    real_ce = net.soft_ce
+    monkeypatch.setattr(net, "soft_ce", lambda out, soft: real_ce(out, soft) * (float("nan") if net.step >= 1 else 1))
+    with pytest.raises(FloatingPointError, match=r"semisup \(drl\): non-finite loss at step 1; lower semisup_lr"):
+        net.warmup_epoch()  # 6 labelled images, batches of 2: steps 0, 1, 2
+
+
 # -- end to end ---------------------------------------------------------------------------------
 
 
