@@ -86,26 +86,9 @@ def standardise(train: Tensor, *others: Tensor) -> list[Tensor]:
     return [(x - mean) / std for x in (train, *others)]
 
 
-def fit_select_score(
-    train: tuple[Tensor, Tensor],
-    val: tuple[Tensor, Tensor],
-    test: tuple[Tensor, Tensor],
-    n_classes: int,
-    lrs: Sequence[float],
-    epochs: int,
-    batch_size: int,
-    hidden: int | None,
-    dropout: float,
-    weight_decay: float,
-    seed: int,
-    progress: bool = False,
-) -> HeadSelection:
-    """Train heads for every (lr, t) on ``train``, pick lr and epoch per t on ``val``, score ``test`` once.
-
-    Features are (T, N, d) tensors, labels (N,) tensors, all on one device.
-    """
-    return fit_select_score_seeds(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
-                                  weight_decay, seed, head_seeds=1, progress=progress)[0]
+def fit_select_score(*splits: tuple[Tensor, Tensor], **settings) -> HeadSelection:
+    """One draw of every head: ``fit_select_score_seeds`` with ``head_seeds=1``, its only selection."""
+    return fit_select_score_seeds(*splits, head_seeds=1, **settings)[0]
 
 
 def fit_select_score_seeds(
@@ -120,13 +103,15 @@ def fit_select_score_seeds(
     dropout: float,
     weight_decay: float,
     seed: int,
-    head_seeds: int,
+    head_seeds: int = 1,
     progress: bool = False,
 ) -> list[HeadSelection]:
-    """``fit_select_score`` for ``head_seeds`` independent draws of every head, trained together.
+    """Train heads for every (head seed, lr, t) on ``train``, pick lr and epoch per (head seed, t) on
+    ``val``, score ``test`` once; one selection per head seed.
 
-    Head seed s has its own initial weights, mini-batch order and dropout masks;
-    head seed 0 is exactly ``fit_select_score``'s single draw. One selection per head seed.
+    Features are (T, N, d) tensors, labels (N,) tensors, all on one device. Head
+    seed s has its own initial weights, mini-batch order and dropout masks; head
+    seed 0 draws from ``seed`` alone, so it does not depend on ``head_seeds``.
     """
     with torch.random.fork_rng(devices=[]):  # dropout draws from the seed, caller's RNG untouched
         torch.manual_seed(seed)
@@ -134,7 +119,7 @@ def fit_select_score_seeds(
                                  dropout, weight_decay, seed, head_seeds, progress)
 
 
-def _head_seed_generator(seed: int, head_seed: int) -> torch.Generator:
+def head_seed_generator(seed: int, head_seed: int) -> torch.Generator:
     """Head seed 0 draws from ``seed`` itself; the others from independent streams derived from it."""
     if head_seed == 0:
         return torch.Generator(device="cpu").manual_seed(seed)
@@ -148,7 +133,7 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
     n_t, n_train, in_dim = x_tr.shape
     n_heads = n_seeds * n_t  # seed-major: head s * T + t reads feature set t in seed s's order
     device = x_tr.device
-    gens = [_head_seed_generator(seed, s) for s in range(n_seeds)]
+    gens = [head_seed_generator(seed, s) for s in range(n_seeds)]
     per_seed = [[BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, g) for _ in lrs] for g in gens]
     heads = nn.ModuleList(_stack_heads([init[i] for init in per_seed]) for i in range(len(lrs))).to(device)
     optimiser = torch.optim.Adam(

@@ -3,7 +3,7 @@
 import torch
 
 from protocols.batched import fit_select_score, fit_select_score_seeds
-from tests.perf.reference import loop_fit_select_score
+from tests.perf.reference import loop_fit_select_score, loop_fit_select_score_seeds
 
 
 def _codes(n, seed, n_t=3, d=16, n_classes=4, signal=(0.3, 1.0, 2.5)):
@@ -42,7 +42,7 @@ def test_mlp_heads_match_the_loop_within_noise():
 
 def test_every_head_seed_matches_its_loop_head_for_head():
     batched = fit_select_score_seeds(*SPLITS, hidden=None, dropout=0.0, head_seeds=2, **ARGS)
-    loop = loop_fit_select_score(*SPLITS, hidden=None, dropout=0.0, head_seeds=2, **ARGS)
+    loop = loop_fit_select_score_seeds(*SPLITS, hidden=None, dropout=0.0, head_seeds=2, **ARGS)
     for one_batch, one_loop in zip(batched, loop, strict=True):
         assert one_batch.lr == one_loop.lr and one_batch.epoch == one_loop.epoch
         torch.testing.assert_close(torch.tensor(one_batch.test_accuracy), torch.tensor(one_loop.test_accuracy),

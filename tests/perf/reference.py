@@ -19,36 +19,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protocols.batched import BatchedHeads, HeadSelection, _head_seed_generator
+from protocols.batched import BatchedHeads, HeadSelection, head_seed_generator
 
 
-def loop_fit_select_score(
-    train: tuple[Tensor, Tensor],
-    val: tuple[Tensor, Tensor],
-    test: tuple[Tensor, Tensor],
-    n_classes: int,
-    lrs: Sequence[float],
-    epochs: int,
-    batch_size: int,
-    hidden: int | None,
-    dropout: float,
-    weight_decay: float,
-    seed: int,
-    head_seeds: int = 1,
-) -> HeadSelection | list[HeadSelection]:
-    """``fit_select_score``'s arguments and result, one head per (seed, t, lr) trained in a Python loop.
-
-    With ``head_seeds`` > 1, ``fit_select_score_seeds``'s result: one selection per head seed.
-    """
+def loop_fit_select_score_seeds(train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor],
+                                test: tuple[Tensor, Tensor], *, seed: int, head_seeds: int = 1,
+                                **settings) -> list[HeadSelection]:
+    """``fit_select_score_seeds``'s arguments and result, one head per (seed, t, lr) trained in a Python loop."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        per_seed = [_loop_one_seed(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
-                                   weight_decay, _head_seed_generator(seed, s)) for s in range(head_seeds)]
-    return per_seed[0] if head_seeds == 1 else per_seed
+        return [_loop_one_seed(train, val, test, head_seed_generator(seed, s), **settings)
+                for s in range(head_seeds)]
 
 
-def _loop_one_seed(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout, weight_decay,
-                   gen: torch.Generator) -> HeadSelection:
+def loop_fit_select_score(*splits: tuple[Tensor, Tensor], **settings) -> HeadSelection:
+    """``fit_select_score``'s arguments and result: one draw of every head, trained in a Python loop."""
+    return loop_fit_select_score_seeds(*splits, head_seeds=1, **settings)[0]
+
+
+def _loop_one_seed(train, val, test, gen: torch.Generator, n_classes: int, lrs: Sequence[float], epochs: int,
+                   batch_size: int, hidden: int | None, dropout: float, weight_decay: float) -> HeadSelection:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
     n_t, n_train, in_dim = x_tr.shape
     # The batched version's draws, in its order: initial weights per lr, then one permutation per epoch.
