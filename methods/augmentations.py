@@ -70,7 +70,6 @@ class KorniaSimCLRTransform(nn.Module):
         x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
         # Both views in one pass: every sample draws its own parameters, so this is two independent views.
         views = self.view(torch.cat([x, x]))
-        # The statistics follow the batch (a no-op once there): the Method does not move this transform.
-        views = (views - self.mean.to(views.device)) / self.std.to(views.device)
+        views = (views - self.mean) / self.std
         first, second = views.chunk(2)
         return first, second

@@ -21,6 +21,7 @@ are made:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,19 @@ class _Contrastive(Method):
         return encoder(x)  # no time path: the code is the same at every t
 
 
+def simclr_transform_kwargs(image_shape: tuple[int, int, int], mean: Sequence[float], std: Sequence[float],
+                            cfg: SimCLRConfig) -> dict[str, Any]:
+    """lightly's SimCLRTransform keywords for these images; both backends take them, so they cannot drift."""
+    c, h, _ = image_shape
+    grey = c == 1
+    return dict(
+        input_size=h, min_scale=cfg.crop_min_scale, hf_prob=0.5 if cfg.hflip else 0.0,
+        cj_sat=0.0 if grey else 0.8, cj_hue=0.0 if grey else 0.2,
+        random_gray_scale=0.0 if grey else 0.2,
+        normalize={"mean": list(mean), "std": list(std)},
+    )
+
+
 @register_method
 class SimCLR(_Contrastive):
     name = "simclr"
@@ -95,20 +109,18 @@ class SimCLR(_Contrastive):
 
     def build(self) -> dict[str, nn.Module]:
         cfg: SimCLRConfig = self.cfg
-        c, h, _ = self.spec.image_shape
-        grey = c == 1
-        # One set of lightly keywords for both backends, so they cannot drift apart.
-        params = dict(
-            input_size=h, min_scale=cfg.crop_min_scale, hf_prob=0.5 if cfg.hflip else 0.0,
-            cj_sat=0.0 if grey else 0.8, cj_hue=0.0 if grey else 0.2,
-            random_gray_scale=0.0 if grey else 0.2,
-            normalize={"mean": list(self.spec.mean), "std": list(self.spec.std)},
-        )
+        params = simclr_transform_kwargs(self.spec.image_shape, self.spec.mean, self.spec.std, cfg)
         if cfg.augment_backend == "kornia":
             self.transform = KorniaSimCLRTransform(**params)  # runs where the batch is
         else:
             self.transform = SimCLRTransform(**params)
         return super().build()
+
+    def to(self, device: torch.device | str) -> SimCLR:
+        super().to(device)
+        if isinstance(self.transform, nn.Module):  # kornia draws its parameters where the module is
+            self.transform.to(self.device)
+        return self
 
     def prepare(self, images: Tensor) -> tuple[Tensor, Tensor]:
         if self.cfg.augment_backend == "kornia":

@@ -87,13 +87,7 @@ def test_resume_on_cuda_gives_the_same_weights(toy_data, tmp_path):
     import dataclasses
 
     from methods.training import TrainOptions
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_7(done):
-        if done == 7:
-            raise Stop
+    from tests.test_resume import Interrupt, _stop_at
 
     opts = TrainOptions(precision="fp32", checkpoint_every=5)
     method, budget = smoke_method("drl", toy_data)
@@ -101,9 +95,9 @@ def test_resume_on_cuda_gives_the_same_weights(toy_data, tmp_path):
     method.to("cuda").fit(toy_data.train, budget, progress=False, options=opts)
     expected = method.state_dict()
     method, _ = smoke_method("drl", toy_data)
-    with pytest.raises(Stop):
+    with pytest.raises(Interrupt):
         method.to("cuda").fit(toy_data.train, budget, progress=False, options=opts,
-                              snapshot_path=tmp_path / "s.pt", on_step=stop_at_7)
+                              snapshot_path=tmp_path / "s.pt", on_step=_stop_at(7))
     method, _ = smoke_method("drl", toy_data)
     history = method.to("cuda").fit(toy_data.train, budget, progress=False, options=opts,
                                     snapshot_path=tmp_path / "s.pt")

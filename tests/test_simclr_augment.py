@@ -19,7 +19,7 @@ from lightly.transforms import SimCLRTransform
 
 from benchmarks.__main__ import main
 from methods.augmentations import KorniaSimCLRTransform
-from methods.simclr import AUGMENT_BACKENDS, SimCLRConfig
+from methods.simclr import AUGMENT_BACKENDS, SimCLRConfig, simclr_transform_kwargs
 from tests.conftest import smoke_method
 
 NO_COLOUR = dict(cj_prob=0.0, random_gray_scale=0.0, gaussian_blur=0.0)
@@ -42,12 +42,9 @@ def ramps(n: int, size: int = 32) -> torch.Tensor:
 
 def simclr_params(images: torch.Tensor, **overrides) -> dict:
     """The keywords ``SimCLR.build`` passes, for these images' shape and statistics."""
-    c, h = images.shape[1], images.shape[2]
-    grey = c == 1
     x = images.float() / 255
-    params = dict(input_size=h, min_scale=0.08, hf_prob=0.5, cj_sat=0.0 if grey else 0.8,
-                  cj_hue=0.0 if grey else 0.2, random_gray_scale=0.0 if grey else 0.2,
-                  normalize={"mean": x.mean(dim=(0, 2, 3)).tolist(), "std": x.std(dim=(0, 2, 3)).tolist()})
+    params = simclr_transform_kwargs(tuple(images.shape[1:]), x.mean(dim=(0, 2, 3)).tolist(),
+                                     x.std(dim=(0, 2, 3)).tolist(), SimCLRConfig(hflip=True))
     return {**params, **overrides}
 
 

@@ -54,7 +54,7 @@ class TimeBiasBlock(nn.Module):
         h = self.conv1(pre).unsqueeze(0) + self.time_bias(temb)[:, None, :, None, None]
         h = self.conv2(self.dropout(self.bn2(h.flatten(0, 1)).relu()))
         skip = x if self.shortcut is None else self.shortcut(pre)
-        return h + skip.repeat(len(temb), 1, 1, 1)
+        return (h.unflatten(0, (len(temb), -1)) + skip).flatten(0, 1)  # skip broadcast over the K times
 
 
 class TimeConditionedResNet(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from methods.base import Budget, DataSpec, Method, MethodConfig, register_method, seed_everything
-from methods.training import TrainOptions, init_distributed, is_main_process
+from methods.training import init_distributed, is_main_process
 from tests.conftest import make_splits
 
 
@@ -30,19 +30,19 @@ class LinearAutoencoder(Method):
     def loss(self, x):
         recon = self.modules["decoder"](self.modules["encoder"](x))
         loss = nn.functional.mse_loss(recon, x.flatten(1))
-        return loss, {"mse": loss.item()}
+        return loss, {"mse": loss.detach()}
 
     def codes(self, encoder, x, t):
         return encoder(x)
 
 
-def main(out: str, snapshot: str | None = None) -> None:
+def main(out: str) -> None:
     init_distributed()
     data = make_splits(n_train=96)
     seed_everything(0)
     method = LinearAutoencoder(MethodConfig(), DataSpec(data.image_shape, data.mean, data.std))
     budget = Budget(iterations=30, batch_size=32, lr=1e-2, warmup=3, ema_decay=0.9)
-    history = method.fit(data.train, budget, progress=False, options=TrainOptions(checkpoint_every=10))
+    history = method.fit(data.train, budget, progress=False)
     if is_main_process():
         torch.save({"state": method.state_dict(), "losses": history.losses}, out)
 
