@@ -39,9 +39,9 @@ class BatchedHeads(nn.Module):
             self.biases.append(nn.Parameter(_uniform((n_heads, 1, fan_out), bound, generator)))
         self.dropout = dropout
 
-    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
-        """(T, B, d) features -> (T, B, C) logits, head i reading x[i]."""
-        return self.scores(x, keep).transpose(1, 2)
+    def forward(self, x: Tensor) -> Tensor:
+        """(T, B, d) features -> (T, B, C) logits, head i reading x[i]; no dropout."""
+        return self.scores(x).transpose(1, 2)
 
     def scores(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """(T, B, d) features -> (T, C, B) logits: class-major, as the loss and accuracy read them.
@@ -61,12 +61,15 @@ class BatchedHeads(nn.Module):
                     h = (h.unflatten(0, (len(keep), -1)) * keep.unsqueeze(1)).flatten(0, 1)
         return h
 
-    def dropout_mask(self, groups: int, batch: int, device: torch.device) -> Tensor | None:
-        """A (groups, hidden, batch) inverted-dropout mask from torch's RNG, or None without dropout."""
+    def dropout_mask(self, generators: Sequence[torch.Generator | None], batch: int,
+                     device: torch.device) -> Tensor | None:
+        """A (groups, hidden, batch) inverted-dropout mask, group g drawn from ``generators[g]`` (None:
+        torch's global RNG), or None without dropout."""
         if len(self.weights) == 1 or self.dropout == 0:
             return None
         hidden = self.weights[0].shape[2]
-        return (torch.rand(groups, hidden, batch, device=device) >= self.dropout) / (1 - self.dropout)
+        draws = torch.cat([torch.rand(1, hidden, batch, device=device, generator=g) for g in generators])
+        return (draws >= self.dropout) / (1 - self.dropout)
 
 
 @dataclass
@@ -119,12 +122,14 @@ def fit_select_score_seeds(
                                  dropout, weight_decay, seed, head_seeds, progress)
 
 
-def head_seed_generator(seed: int, head_seed: int) -> torch.Generator:
-    """Head seed 0 draws from ``seed`` itself; the others from independent streams derived from it."""
-    if head_seed == 0:
-        return torch.Generator(device="cpu").manual_seed(seed)
-    derived = int(np.random.SeedSequence((seed, head_seed)).generate_state(1, dtype=np.uint64)[0])
-    return torch.Generator(device="cpu").manual_seed(derived)
+def head_seed_generator(seed: int, head_seed: int, device: torch.device | str = "cpu",
+                        stream: int = 0) -> torch.Generator:
+    """Head seed 0's weights and batch order draw from ``seed`` itself; every other (head seed, stream)
+    from an independent stream derived from it (stream 1: dropout masks, on the features' device)."""
+    if head_seed == 0 and stream == 0:
+        return torch.Generator(device=device).manual_seed(seed)
+    derived = int(np.random.SeedSequence((seed, head_seed, stream)).generate_state(1, dtype=np.uint64)[0])
+    return torch.Generator(device=device).manual_seed(derived)
 
 
 def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
@@ -134,6 +139,8 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
     n_heads = n_seeds * n_t  # seed-major: head s * T + t reads feature set t in seed s's order
     device = x_tr.device
     gens = [head_seed_generator(seed, s) for s in range(n_seeds)]
+    # Head seed 0 keeps the single draw's dropout masks (torch's RNG, seeded by the caller's fork).
+    mask_gens = [None] + [head_seed_generator(seed, s, device, stream=1) for s in range(1, n_seeds)]
     per_seed = [[BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, g) for _ in lrs] for g in gens]
     heads = nn.ModuleList(_stack_heads([init[i] for init in per_seed]) for i in range(len(lrs))).to(device)
     optimiser = torch.optim.Adam(
@@ -153,7 +160,7 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
             idx = orders[:, start:start + batch_size]
             x = torch.cat([x_tr.index_select(1, i) for i in idx])  # (S*T, B, d)
             y = y_tr[idx].repeat_interleave(n_t, dim=0)  # (S*T, B)
-            keep = heads[0].dropout_mask(n_seeds, idx.shape[1], device)
+            keep = heads[0].dropout_mask(mask_gens, idx.shape[1], device)
             # Sum over heads of each head's mean loss: every head's gradient is its own.
             loss = sum(_summed_head_losses(h.scores(x, keep), y) for h in heads)
             optimiser.zero_grad(set_to_none=True)

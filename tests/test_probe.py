@@ -94,8 +94,9 @@ def test_static_method_gets_one_head_reported_at_every_t():
     assert not [r for r in records if r.metric == "best_t"]
 
 
-def test_head_seeds_are_independent_draws_and_seed_0_is_the_single_draw():
-    args = dict(n_classes=2, lrs=(1e-3, 1e-2), epochs=6, batch_size=64, hidden=None, dropout=0.0,
+@pytest.mark.parametrize(("hidden", "dropout"), [(None, 0.0), (8, 0.25)])
+def test_head_seeds_are_independent_draws_and_seed_0_is_the_single_draw(hidden, dropout):
+    args = dict(n_classes=2, lrs=(1e-3, 1e-2), epochs=6, batch_size=64, hidden=hidden, dropout=dropout,
                 weight_decay=0.0, seed=4)
     splits = (_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3))
     single = fit_select_score(*splits, **args)
