@@ -143,11 +143,13 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
             np.random.seed(seed % 2**32)
             random.seed(seed)
     channels_last = options.channels_last and device.type == "cuda"
-    if channels_last:
+    if channels_last:  # the EMA copy too: its per-step lerp is one fused kernel only when layouts match
         modules.to(memory_format=torch.channels_last)
+        method.ema.module.to(memory_format=torch.channels_last)
     if options.compile:
         for module in modules.values():
-            module.compile()
+            if getattr(module, "_compiled_call_impl", None) is None:  # a second fit reuses the compiled one
+                module.compile()
     bf16 = options.resolved_precision(device) == "bf16"
 
     method.ema.decay = budget.ema_decay
@@ -187,9 +189,10 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
                disable=not progress or rank != 0, unit="step", dynamic_ncols=True, mininterval=1.0,
                initial=start_step, total=budget.iterations)
     for step in bar:
-        batch = images[sampler.next()]
+        rows = sampler.next()
         if world_size > 1:  # this rank's slice of the global batch
-            batch = batch.chunk(world_size)[rank]
+            rows = rows.chunk(world_size)[rank]
+        batch = images[rows]
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -241,6 +244,7 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
         history.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
     if channels_last:
         modules.to(memory_format=torch.contiguous_format)
+        method.ema.module.to(memory_format=torch.contiguous_format)
     modules.eval()
     return history
 
@@ -322,10 +326,8 @@ def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= world_size
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    averaged = [part.view_as(g) for part, g in zip(flat.split([g.numel() for g in grads]), grads)]
+    torch._foreach_copy_(grads, averaged)  # one fused copy back, not a kernel per tensor
 
 
 def _broadcast(modules: nn.Module) -> None:
