@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.data import DataSplits
 from methods.base import Method, seed_everything
-from protocols.augment import SEMISUP_AUGMENT_BACKENDS, make_augmenter
+from protocols.augment import SEMISUP_AUGMENT_BACKENDS, SEMISUP_AUGMENTERS
 from protocols.base import Encoded, Record, register_protocol
 from protocols.label_spreading import pseudo_labels
 from protocols.labels import save_subset
@@ -199,16 +199,19 @@ class LaplaceNet:
     def __init__(self, method: Method, data: DataSplits, cfg: SemisupConfig, labelled: Tensor, pool: Tensor,
                  device: torch.device, progress: bool = False):
         self.method, self.data, self.cfg, self.device, self.progress = method, data, cfg, device, progress
-        self.labelled, self.pool = labelled, pool
+        c, h, _ = data.image_shape
+        self.augment = SEMISUP_AUGMENTERS[cfg.semisup_augment_backend](h, hflip=c == 3)  # flips: natural images only
         # Fixed for the whole run: the labelled images, the pool, and where the labelled ones sit in it.
         self.labelled_data, self.pool_data = data.train.subset(labelled), data.train.subset(pool)
         in_pool = torch.isin(pool, labelled)
         self.labelled_rows, self.unlabelled_rows = torch.nonzero(in_pool).flatten(), torch.nonzero(~in_pool).flatten()
+        # The training images sit where the augmenter reads them, copied there once (the batched one runs on
+        # the run's device, as pretraining keeps its training set there): a step copies no images or labels.
+        self.images_device = device if self.augment.runs_on_device else torch.device("cpu")
+        self.labelled_images = self.labelled_data.images.to(self.images_device)
+        self.labelled_labels = self.labelled_data.labels.to(self.images_device)
+        self.pool_images = self.pool_data.images.to(self.images_device)
         self.model = SemisupClassifier(method, data.num_classes, cfg.t_init, cfg.learn_t).to(device)
-        c, h, _ = data.image_shape
-        self.augment = make_augmenter(cfg.semisup_augment_backend, h, hflip=c == 3)  # flips: natural images only
-        # The batched augmentation runs where the batch is: on the run's device, not the CPU.
-        self.augment_device = device if cfg.semisup_augment_backend == "batched" else torch.device("cpu")
         self.mixup = (Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=0.0, label_smoothing=0.0,
                             num_classes=data.num_classes, mode="batch") if cfg.mixup else None)
         self.soft_ce = SoftTargetCrossEntropy()
@@ -233,17 +236,12 @@ class LaplaceNet:
 
     # -- pieces --------------------------------------------------------------------------
     def _train_step(self, images: Tensor, labels: Tensor, strong: Tensor) -> None:
-        """One SGD step on ``aug_num`` augmented copies of the batch (``strong`` marks pseudo-labelled rows)."""
-        views, images = [], images.to(self.augment_device)
-        for _ in range(self.cfg.semisup_aug_num):
-            view = torch.empty_like(images)
-            if (~strong).any():
-                view[~strong] = self.augment.weak(images[~strong])
-            if strong.any():
-                view[strong] = self.augment.strong(images[strong])
-            views.append(view)
-        x = self.method.normalise(torch.cat(views))
-        y = labels.repeat(self.cfg.semisup_aug_num).to(self.device)
+        """One SGD step on ``aug_num`` augmented copies of the batch (``strong``, on the host, marks the
+        pseudo-labelled rows). Images and labels are read on ``images_device``: on the batched backend a step
+        sends the GPU only its indices and draws, without waiting for it."""
+        copies = self.cfg.semisup_aug_num
+        x = self.method.normalise(self.augment.views(images, strong, copies))
+        y = labels.repeat(copies).to(self.device, non_blocking=True)
         if self.mixup is not None and len(x) >= 2:
             x, y = x[: len(x) // 2 * 2], y[: len(y) // 2 * 2]  # timm's batch mixup pairs the batch with its flip
             x, soft = self.mixup(x, y)
@@ -294,8 +292,8 @@ class LaplaceNet:
         return best
 
     def warmup_epoch(self) -> None:
-        images, labels = self.labelled_data.images, self.labelled_data.labels
-        order = torch.randperm(len(images))
+        images, labels = self.labelled_images, self.labelled_labels
+        order = torch.randperm(len(images)).to(self.images_device, non_blocking=True)
         for start in range(0, len(order), self.cfg.semisup_batch_size):
             batch = order[start:start + self.cfg.semisup_batch_size]
             self._train_step(images[batch], labels[batch], torch.zeros(len(batch), dtype=torch.bool))
@@ -303,7 +301,7 @@ class LaplaceNet:
 
     def assign_pseudo_labels(self) -> tuple[Tensor, float]:
         """Pseudo-labels of the pool (labelled rows keep theirs) and their accuracy on the unlabelled rows."""
-        codes = self._eval_outputs(self.pool_data.images, features=True).to(self.device)
+        codes = self._eval_outputs(self.pool_images, features=True).to(self.device)
         true, rows, cfg = self.pool_data.labels, self.labelled_rows, self.cfg
         labels = pseudo_labels(codes, rows, true[rows], self.data.num_classes, k=cfg.semisup_k,
                                alpha=cfg.semisup_alpha, cg_iterations=cfg.semisup_cg_iterations,
@@ -314,14 +312,15 @@ class LaplaceNet:
 
     def round_epoch(self, labels: Tensor) -> None:
         """One pass over the pool's pseudo-labelled images, each batch joined by labelled ones."""
-        cfg, images, unlabelled = self.cfg, self.pool_data.images, self.unlabelled_rows
+        cfg, images, unlabelled = self.cfg, self.pool_images, self.unlabelled_rows
+        labels = labels.to(self.images_device, non_blocking=True)
         per_step = cfg.semisup_batch_size - cfg.semisup_labelled_batch
         order = unlabelled[torch.randperm(len(unlabelled))]
         cycle = _Cycle(self.labelled_rows)
         for start in range(0, max(len(order), 1), per_step):
             pseudo = order[start:start + per_step]
             known = cycle.take(cfg.semisup_labelled_batch)
-            batch = torch.cat([known, pseudo])
+            batch = torch.cat([known, pseudo]).to(self.images_device, non_blocking=True)
             strong = torch.cat([torch.zeros(len(known), dtype=torch.bool), torch.ones(len(pseudo), dtype=torch.bool)])
             self._train_step(images[batch], labels[batch], strong)
         self._stop_if_diverged()

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from protocols.augment import SEMISUP_AUGMENT_BACKENDS
 from protocols.batched import fit_select_score
 from tests.conftest import smoke_method
 
@@ -43,18 +44,23 @@ def test_batched_probe_on_cuda():
     assert sel.test_accuracy[1] > 0.95
 
 
-def test_laplacenet_on_cuda(toy_data):
+@pytest.mark.parametrize("backend", SEMISUP_AUGMENT_BACKENDS)
+def test_laplacenet_on_cuda(backend, toy_data):
     from benchmarks.presets import preset_settings
     from methods.base import config_from_settings
     from protocols.semisup import LaplaceNet, SemisupConfig, balanced_subset
 
     method, _ = smoke_method("drl", toy_data)
     method.to("cuda")
-    cfg = config_from_settings(SemisupConfig, {**preset_settings("smoke", toy_data.image_shape), "mixup": True})
+    cfg = config_from_settings(SemisupConfig, {**preset_settings("smoke", toy_data.image_shape), "mixup": True,
+                                               "semisup_augment_backend": backend})
     labelled = balanced_subset(toy_data.train.labels, 6, seed=0)
     net = LaplaceNet(method, toy_data, cfg, labelled, torch.arange(len(toy_data.train)), torch.device("cuda"))
     result = net.fit()
     assert next(net.model.parameters()).device.type == "cuda"
+    # The batched augmentation reads its training images on the GPU, the per-image one on the CPU.
+    assert net.pool_images.device.type == net.labelled_labels.device.type == (
+        "cuda" if backend == "batched" else "cpu")
     assert result.test_accuracy > 0.6 and 0.0 < result.t_final < 1.0  # chance is 1/3
 
 

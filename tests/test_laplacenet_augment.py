@@ -21,15 +21,18 @@ from benchmarks.__main__ import main
 from benchmarks.presets import preset_settings
 from methods.base import config_from_settings
 from protocols.augment import (
+    NO_OP,
     RAND_AUGMENT_OPS,
     Augmenter,
     BatchedAugmenter,
+    apply_rand_augment_groups,
     crop_padding,
     crop_windows,
     cutout_side,
     erase_squares,
     laplacenet_transform,
-    rand_augment_step,
+    rand_augment_groups,
+    rand_augment_magnitudes,
 )
 from protocols.semisup import LaplaceNet, SemisupConfig
 from tests.conftest import smoke_method
@@ -90,6 +93,20 @@ def counts(values: torch.Tensor, bins: int) -> torch.Tensor:
     return torch.bincount(values, minlength=bins)
 
 
+def rand_augment_step(images: torch.Tensor, ops: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """One batched RandAugment step given its draws: the host's grouping, then the pixels."""
+    order, runs = rand_augment_groups(ops, negative)
+    return apply_rand_augment_groups(images, order.to(images.device), runs, rand_augment_magnitudes(*images.shape[-2:]))
+
+
+def spy_on_rand_augment(monkeypatch, spy) -> None:
+    """Route torchvision's RandAugment dispatch (both backends call it) through ``spy(real, ...)``."""
+    real = v2.RandAugment._apply_image_or_video_transform
+    monkeypatch.setattr(v2.RandAugment, "_apply_image_or_video_transform",
+                        lambda self, image, op, magnitude, **kwargs: spy(
+                            lambda: real(self, image, op, magnitude, **kwargs), image, op, magnitude))
+
+
 # -- shapes, devices, independence ------------------------------------------------------------------
 
 
@@ -101,12 +118,56 @@ def test_shape_dtype_and_device_are_kept(device, channels, size):
     for out in (aug.weak(images), aug.strong(images)):
         assert out.shape == images.shape and out.dtype == torch.uint8 and out.device == images.device
         assert not torch.equal(out, images)
+    views = aug.views(images, torch.arange(12) >= 4, copies=3)
+    assert views.shape == (36, *images.shape[1:]) and views.dtype == torch.uint8 and views.device == images.device
+    assert not torch.equal(views[:12], views[12:24])  # every copy draws its own augmentations
 
 
 def test_identical_images_are_augmented_independently():
     images = natural(1).expand(64, -1, -1, -1).clone()
     out = BatchedAugmenter(32, hflip=True, generator=torch.Generator().manual_seed(0)).strong(images)
     assert len(torch.unique(out.flatten(1), dim=0)) >= 60  # a batch-wide draw gives 1
+
+
+# -- a step's views -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strong", [[0, 1, 0, 0, 1, 1, 0, 1], [0] * 8, [1] * 8], ids=["mixed", "weak", "strong"])
+def test_torchvision_views_make_the_draws_of_the_per_copy_calls(strong):
+    # The committed results were drawn with this call sequence: per copy the weak rows, then the strong ones.
+    images, strong, copies = natural(8, size=16), torch.tensor(strong, dtype=torch.bool), 3
+    weak_transform, strong_transform = laplacenet_transform(16, 1, hflip=True), laplacenet_transform(16, 2, hflip=True)
+    torch.manual_seed(0)
+    expected = []
+    for _ in range(copies):
+        view = images.clone()
+        for rows, transform in ((~strong, weak_transform), (strong, strong_transform)):
+            if rows.any():
+                view[rows] = torch.stack([transform(img) for img in images[rows]])
+        expected.append(view)
+    next_draws = torch.rand(4)
+    torch.manual_seed(0)
+    out = Augmenter(16, hflip=True).views(images, strong, copies)
+    assert torch.equal(out, torch.cat(expected))
+    assert torch.equal(torch.rand(4), next_draws)  # and no draw more or less
+
+
+def test_batched_views_follow_the_label_order_with_one_weak_and_two_strong_ops_per_row(monkeypatch):
+    n, copies = 10, 3
+    images = torch.arange(1, n + 1, dtype=torch.uint8).view(-1, 1, 1, 1).expand(n, 3, 16, 16).clone()  # row r: r + 1
+    strong = torch.arange(n) % 3 == 0
+    ops_per_image = collections.Counter()
+
+    def identity(real, image, op, magnitude):  # keeps each row's constant value: the row is read back from it
+        ops_per_image.update(image.flatten(1).amax(1).tolist())
+        return image
+
+    spy_on_rand_augment(monkeypatch, identity)
+    out = BatchedAugmenter(16, hflip=True, generator=torch.Generator().manual_seed(0)).views(images, strong, copies)
+    values = out.flatten(1).amax(1).long()
+    assert torch.equal(values, torch.arange(1, n + 1).repeat(copies))  # copy after copy, as labels.repeat(copies)
+    assert ((out == 0) | (out == values.view(-1, 1, 1, 1))).all()  # flip, crop and Cutout kept each row's own
+    assert ops_per_image == {r + 1: copies * (2 if strong[r] else 1) for r in range(n)}
 
 
 # -- the distribution of each random choice --------------------------------------------------------
@@ -137,14 +198,13 @@ def test_grey_images_are_never_flipped_and_lose_a_quarter():
 def rand_augment_draws(monkeypatch, run) -> collections.Counter:
     """How many images each (op, magnitude) was applied to, through torchvision's RandAugment dispatch."""
     drawn = collections.Counter()
-    real = v2.RandAugment._apply_image_or_video_transform
 
-    def spy(self, image, transform_id, magnitude, **kwargs):
-        drawn[transform_id, magnitude] += image.shape[0] if image.ndim == 4 else 1
-        return real(self, image, transform_id, magnitude, **kwargs)
+    def count(real, image, op, magnitude):
+        drawn[op, magnitude] += image.shape[0] if image.ndim == 4 else 1
+        return real()
 
     with monkeypatch.context() as patch:
-        patch.setattr(v2.RandAugment, "_apply_image_or_video_transform", spy)
+        spy_on_rand_augment(patch, count)
         run()
     return drawn
 
@@ -184,14 +244,13 @@ def test_rand_augment_steps_equal_torchvision_given_its_draws(monkeypatch):
     torch.manual_seed(0)
     reference_aug = v2.RandAugment(num_ops=num_ops)
     recorded: list[tuple[str, float]] = []
-    real = v2.RandAugment._apply_image_or_video_transform
 
-    def spy(self, image, transform_id, magnitude, **kwargs):
-        recorded.append((transform_id, magnitude))
-        return real(self, image, transform_id, magnitude, **kwargs)
+    def record(real, image, op, magnitude):
+        recorded.append((op, magnitude))
+        return real()
 
     with monkeypatch.context() as patch:
-        patch.setattr(v2.RandAugment, "_apply_image_or_video_transform", spy)
+        spy_on_rand_augment(patch, record)
         expected = torch.stack([reference_aug(img) for img in images])
     assert {op for op, _ in recorded} == set(RAND_AUGMENT_OPS)  # every op is checked
     ops = torch.tensor([RAND_AUGMENT_OPS.index(op) for op, _ in recorded]).view(len(images), num_ops)
@@ -200,6 +259,15 @@ def test_rand_augment_steps_equal_torchvision_given_its_draws(monkeypatch):
     for step in range(num_ops):
         out = rand_augment_step(out, ops[:, step], negative[:, step])
     assert torch.equal(out, expected)
+
+
+def test_rows_without_a_step_pass_it_unchanged():
+    images, g = natural(30, seed=3), torch.Generator().manual_seed(0)
+    ops, negative = torch.randint(len(RAND_AUGMENT_OPS), (30,), generator=g), torch.rand(30, generator=g) < 0.5
+    skipped = torch.arange(30) % 3 == 0
+    out = rand_augment_step(images, torch.where(skipped, NO_OP, ops), negative)
+    assert torch.equal(out[skipped], images[skipped])
+    assert torch.equal(out[~skipped], rand_augment_step(images[~skipped], ops[~skipped], negative[~skipped]))
 
 
 def test_crop_and_cutout_equal_torchvision_functionals():
