@@ -16,6 +16,7 @@ BENCHMARKS = [
     _bench("test_probe_loop[mlp]", "probe", 30.0),
     _bench("test_encode_trajectory_batched", "trajectory", 2.0),
     _bench("test_encode_trajectory_loop", "trajectory", 2.2),
+    _bench("test_encode_trajectory_loop_at_its_best_batch", "trajectory", 1.0),  # a variant: no target
     _bench("test_svm_fit", "svm", 3.0),            # no pair: no line
     _bench("test_widget_batched", "widget", 1.0),  # no loop to compare with: no line
 ]
@@ -26,6 +27,7 @@ def test_ratio_is_loop_over_batched_min_time_per_group_and_param():
         "probe[linear]: batched is 24.0x faster than loop (target 20x)",
         "probe[mlp]: batched is 30.0x faster than loop (target 20x)",
         "trajectory: batched is 1.1x faster than loop (target 1.5x, not met)",
+        "trajectory: batched is 0.5x faster than loop_at_its_best_batch",
     ]
 
 

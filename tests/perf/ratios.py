@@ -3,8 +3,9 @@
     python -m tests.perf.ratios bench.json
 
 Each benchmark group pairs ``test_*_batched`` with ``test_*_loop`` (per
-parametrisation); the ratio is loop time / batched time, both the minimum over
-rounds (the least disturbed by other work on a shared machine).
+parametrisation), and with any loop variant ``test_*_loop_<variant>``; the
+ratio is loop time / batched time, both the minimum over rounds (the least
+disturbed by other work on a shared machine). Targets apply to the plain loop.
 """
 
 from __future__ import annotations
@@ -19,20 +20,21 @@ TARGETS = {"probe": 20.0, "trajectory": 1.5}  # issue 7: how much faster the bat
 
 
 def ratio_lines(benchmarks: list[dict[str, Any]]) -> list[str]:
-    """One line per (group, param) that has both a ``_batched`` and a ``_loop`` benchmark."""
+    """One line per (group, param, loop variant) that has both a ``_batched`` and a ``_loop`` benchmark."""
     pairs: dict[tuple[str, str], dict[str, float]] = {}
     for b in benchmarks:
-        match = re.fullmatch(r"test_\w+_(batched|loop)(\[.*\])?", b["name"])
+        match = re.fullmatch(r"test_\w+?_(batched|loop(?:_\w+)?)(\[.*\])?", b["name"])
         if match:
             key = (b["group"] or "", match.group(2) or "")
             pairs.setdefault(key, {})[match.group(1)] = b["stats"]["min"]
     lines = []
     for (group, param), times in sorted(pairs.items()):
-        if {"batched", "loop"} <= times.keys():
-            ratio = times["loop"] / times["batched"]
-            target = TARGETS.get(group)
+        loops = sorted(kind for kind in times if kind.startswith("loop"))
+        for loop in loops if "batched" in times else []:
+            ratio = times[loop] / times["batched"]
+            target = TARGETS.get(group) if loop == "loop" else None
             verdict = "" if target is None else f" (target {target:g}x{'' if ratio >= target else ', not met'})"
-            lines.append(f"{group}{param}: batched is {ratio:.1f}x faster than loop{verdict}")
+            lines.append(f"{group}{param}: batched is {ratio:.1f}x faster than {loop}{verdict}")
     return lines
 
 

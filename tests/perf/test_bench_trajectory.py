@@ -38,7 +38,7 @@ def test_encode_trajectory_loop(benchmark, digits, digits_drl):
 @pytest.mark.benchmark(group="trajectory")
 def test_encode_trajectory_loop_at_its_best_batch(benchmark, digits, digits_drl):
     """The loop with the batch it likes best on a CPU (a whole 512-image batch per t): the fair floor
-    for the speed-up, shown beside the same-batch pair (not part of the ratio)."""
+    for the speed-up, printed as its own ratio beside the same-batch pair (no target)."""
     images = digits.train.images
 
     def encode_per_t():
