@@ -5,16 +5,19 @@ protocol) with mean ± std (n) over seeds, and an index. The output is a pure
 function of the frame (sorted everything, fixed float formats, no timestamps,
 PNGs without a software tag), so regenerating from the same store gives the
 same bytes and the committed folder diffs cleanly. Pages whose rows left the
-store are removed: the folder mirrors the store.
+store are removed: the folder mirrors the store. Drawing is most of the work, so
+a figure is redrawn only when the digest of what it shows (its rows and the
+plotting code) differs from the one its PNG records; ``check`` draws nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import re
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +78,10 @@ def _aggregate_normalised(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "protocol", *AGG_KEYS]
     if df.empty:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n", "ci_low", "ci_high"])
-    grouped = df.groupby(keys, dropna=False, sort=True)["value"]
+    # Summed in seed order: the same numbers give the same last bit however the frame is ordered
+    # (a figure records a digest of its means, so a shuffled store must not redraw it).
+    ordered = df.sort_values(["seed", "value"], kind="stable")
+    grouped = ordered.groupby(keys, dropna=False, sort=True)["value"]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["n"] = out["n"].astype("int64")
     bounds = [stats.confidence_interval(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"], strict=True)]
@@ -266,10 +272,10 @@ def metric_table(agg: pd.DataFrame, metric: str, raw: pd.DataFrame | None = None
 # -- compute / provenance table ------------------------------------------------------
 
 
-def _write_commits(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+def _commit_texts(df: pd.DataFrame) -> dict[Path, str]:
     """``commits/<sha>.md``: which runs a commit produced, and how to see its code."""
     runs = df.drop_duplicates(["commit", "dataset", "protocol", *ENTRY_COLUMNS, "seed"])
-    written = []
+    texts = {}
     for commit, g in runs.groupby("commit", sort=True):
         if not commit:
             continue
@@ -281,8 +287,8 @@ def _write_commits(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         body = [[d, p, entry_name(m, v), pr, ",".join(str(x) for x in sorted(gg["seed"]))]
                 for (d, p, m, v, pr), gg in g.groupby(["dataset", "protocol", *ENTRY_COLUMNS], sort=True)]
         lines += [*_md_table(["dataset", "protocol", "method", "preset", "seeds"], body), ""]
-        written.append(_write(out_dir / COMMIT_FOLDER / f"{safe_name(commit)}.md", "\n".join(lines)))
-    return written
+        texts[Path(COMMIT_FOLDER) / f"{safe_name(commit)}.md"] = "\n".join(lines)
+    return texts
 
 
 def _commit_links(commits: pd.Series) -> str:
@@ -291,7 +297,7 @@ def _commit_links(commits: pd.Series) -> str:
 
 
 def _config_links(hashes: pd.Series) -> str:
-    """Each config hash, linked to its full settings (written by ``_write_configs``)."""
+    """Each config hash, linked to its full settings (``_config_texts``)."""
     links = [f"[`{h}`](../{CONFIG_FOLDER}/{safe_name(h)}.json)" for h in sorted(set(hashes)) if h]
     return ", ".join(links) or DASH
 
@@ -445,7 +451,7 @@ def _summary_section(protocol: str, agg: pd.DataFrame, raw: pd.DataFrame | None 
 
 
 def _page_text(
-    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, tuple[str, str]]
+    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, _Figure]
 ) -> str:
     lines = [
         f"# {dataset} — {protocol}",
@@ -464,8 +470,7 @@ def _page_text(
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
         if metric in figures:
-            file, caption = figures[metric]
-            lines += [f"![{caption}]({file})", ""]
+            lines += [f"![{figures[metric].caption}]({figures[metric].file})", ""]
         lines += [*metric_table(agg[agg["metric"] == metric], metric, page[page["metric"] == metric]), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
@@ -478,24 +483,38 @@ def _page_csv(agg: pd.DataFrame) -> str:
     return out.to_csv(index=False, float_format="%.6f", na_rep="", lineterminator="\n")
 
 
-def _write(path: Path, data: str) -> Path:
+def _write(path: Path, data: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode("utf-8"))
-    return path
 
 
-def _write_page(
-    out_dir: Path, dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame
-) -> tuple[list[Path], str]:
-    folder = out_dir / safe_name(dataset)
-    stem = safe_name(protocol)
-    written = []
-    figures = _draw_figures(agg, f"{dataset} / {protocol}", folder, stem)
-    written += [folder / file for file, _ in figures.values()]
+@dataclass(frozen=True)
+class _Figure:
+    """A figure of a page, not drawn yet: ``draw(path, digest=digest)`` draws it."""
+
+    file: str
+    caption: str
+    draw: Callable[..., None]
+    digest: str  # of everything the figure shows: its rows, its kind and title, the plotting code
+
+
+@dataclass
+class _Output:
+    """Everything the leaderboards folder holds, by path relative to it; nothing written or drawn."""
+
+    texts: dict[Path, str] = field(default_factory=dict)
+    figures: dict[Path, _Figure] = field(default_factory=dict)
+
+
+def _add_page(out: _Output, dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame) -> str:
+    """Add a (dataset, protocol) page, its CSV and its figures to ``out``; returns the page's text."""
+    folder, stem = Path(safe_name(dataset)), safe_name(protocol)
+    figures = _plan_figures(agg, f"{dataset} / {protocol}", stem)
+    out.figures.update({folder / fig.file: fig for fig in figures.values()})
     text = _page_text(dataset, protocol, page, agg, figures)
-    written.append(_write(folder / f"{stem}.md", text))
-    written.append(_write(folder / f"{stem}.csv", _page_csv(agg)))
-    return written, text
+    out.texts[folder / f"{stem}.md"] = text
+    out.texts[folder / f"{stem}.csv"] = _page_csv(agg)
+    return text
 
 
 _CAPTIONS = {"heatmap": "{} over pairs of t", "bars": "{} over t", "vs_t": "{} against t",
@@ -516,26 +535,40 @@ def _figure_kind(metric: str, rows: pd.DataFrame) -> str | None:
     return None
 
 
-def _draw_figures(agg: pd.DataFrame, title: str, folder: Path, stem: str) -> dict[str, tuple[str, str]]:
-    """One figure per metric that has one; returns {metric: (file name, caption)}."""
+@functools.cache
+def _plotting_code_digest() -> str:
+    """A digest of plots.py: changing how figures are drawn redraws every figure."""
+    source = Path(plots.__file__).read_bytes().replace(b"\r\n", b"\n")  # the same on a CRLF checkout
+    return hashlib.sha256(source).hexdigest()
+
+
+def _figure_digest(rows: pd.DataFrame, *arguments: object) -> str:
+    digest = hashlib.sha256(_plotting_code_digest().encode())
+    digest.update(json.dumps(arguments).encode())
+    digest.update(rows.to_csv(index=False, lineterminator="\n").encode())  # floats at full precision
+    return digest.hexdigest()
+
+
+def _plan_figures(agg: pd.DataFrame, title: str, stem: str) -> dict[str, _Figure]:
+    """One figure per metric that has one: {metric: figure}."""
     figures = {}
     for metric in _metric_order(agg["metric"]):
         rows = agg[agg["metric"] == metric]
         kind = _figure_kind(metric, rows)
         if kind is None:
             continue
-        file = f"{stem}_{metric}_{kind}.png"
-        folder.mkdir(parents=True, exist_ok=True)
-        path, settings = folder / file, _used_settings(rows)
+        settings = _used_settings(rows)
         if kind == "heatmap":
-            plots.plot_heatmaps(rows[rows["t2"].notna()], metric, title, path)
+            draw = functools.partial(plots.plot_heatmaps, rows[rows["t2"].notna()], metric, title)
         elif kind == "bars":
-            plots.plot_bars_over_t(rows, metric, title, path)
+            draw = functools.partial(plots.plot_bars_over_t, rows, metric, title)
         elif kind == "vs_t":
-            plots.plot_metric_vs_t(rows, metric, title, path, settings)
+            draw = functools.partial(plots.plot_metric_vs_t, rows, metric, title, settings=settings)
         else:  # "vs_points" or "vs_labels"
-            plots.plot_metric_vs_count(rows, metric, title, path, settings, axis=kind.removeprefix("vs_"))
-        figures[metric] = (file, _CAPTIONS[kind].format(metric))
+            draw = functools.partial(plots.plot_metric_vs_count, rows, metric, title, settings=settings,
+                                     axis=kind.removeprefix("vs_"))
+        figures[metric] = _Figure(f"{stem}_{metric}_{kind}.png", _CAPTIONS[kind].format(metric), draw,
+                                  _figure_digest(rows, kind, metric, title, settings))
     return figures
 
 
@@ -616,56 +649,74 @@ def _remove_stale(out_dir: Path, keep: set[Path]) -> None:
             folder.rmdir()
 
 
-def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Write the leaderboards for ``frame`` (``ResultsStore.frame()``) into ``out_dir``.
-
-    Returns the written paths, sorted. Same frame -> same bytes.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _render(frame: pd.DataFrame) -> _Output:
+    """What the leaderboards folder of ``frame`` holds: the texts in full, the figures as plans."""
     df = _normalise(frame)
     agg = _aggregate_normalised(df)
     pages = [(str(d), str(p), g) for (d, p), g in df.groupby(["dataset", "protocol"], sort=True)]
     _check_unique_paths(pages)
-    written: list[Path] = _write_configs(df, out_dir) + _write_commits(df, out_dir)
+    out = _Output({**_config_texts(df), **_commit_texts(df)})
     texts = []
     for dataset, protocol, page in pages:
         page_agg = agg[(agg["dataset"] == dataset) & (agg["protocol"] == protocol)]
-        files, text = _write_page(out_dir, dataset, protocol, page, page_agg)
-        written += files
+        text = _add_page(out, dataset, protocol, page, page_agg)
         texts.append((dataset, protocol, f"{safe_name(dataset)}/{safe_name(protocol)}", text))
     index = _index_text(pages, agg)
-    written.append(_write(out_dir / "README.md", index))
-    written.append(_write(out_dir / "index.html", html.leaderboard_html(index, texts)))
-    _remove_stale(out_dir, set(written))
-    return sorted(written)
+    out.texts[Path("README.md")] = index
+    out.texts[Path("index.html")] = html.leaderboard_html(index, texts)
+    return out
 
 
-def _write_configs(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Write the leaderboards for ``frame`` (``ResultsStore.frame()``) into ``out_dir``.
+
+    Returns every generated path, sorted. Same frame -> same bytes. A figure whose PNG
+    already records the digest of its data is left as it is (a run changes a page or two).
+    """
+    out_dir = Path(out_dir)
+    out = _render(frame)
+    for rel, text in out.texts.items():
+        _write(out_dir / rel, text)
+    for rel, figure in out.figures.items():
+        if plots.recorded_digest(out_dir / rel) != figure.digest:
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            figure.draw(out_dir / rel, digest=figure.digest)
+    generated = {out_dir / rel for rel in [*out.texts, *out.figures]}
+    _remove_stale(out_dir, generated)
+    return sorted(generated)
+
+
+def _config_texts(df: pd.DataFrame) -> dict[Path, str]:
     """``configs/<hash>.json``: the full settings behind every config hash a page links to."""
-    written = []
+    texts = {}
     for config_hash, text in sorted(set(zip(df["config_hash"], df["config"], strict=True))):
         if config_hash and text:
             body = json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
-            written.append(_write(out_dir / CONFIG_FOLDER / f"{safe_name(config_hash)}.json", body))
-    return written
+            texts[Path(CONFIG_FOLDER) / f"{safe_name(config_hash)}.json"] = body
+    return texts
 
 
 def check(frame: pd.DataFrame, out_dir: str | Path) -> list[str]:
     """What differs between ``out_dir`` and what ``frame`` generates: lines like 'changed: x.md'.
 
-    Pages and CSVs are compared byte for byte; figures only for presence, since their pixels
-    depend on the matplotlib build and fonts of the machine, not on the numbers. An empty
-    list means the committed leaderboards are what the store gives.
+    Pages and CSVs are compared byte for byte. Figures are not drawn: their pixels depend on
+    the matplotlib build and fonts of the machine, not on the numbers, so a figure is current
+    when it records the digest of the data it should show. An empty list means the committed
+    leaderboards are what the store gives.
     """
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = {p.relative_to(tmp): p.read_bytes() for p in generate(frame, tmp)}
+    out = _render(frame)
+    fresh = {*out.texts, *out.figures}
     committed = {p.relative_to(out_dir) for p in _generated_files(out_dir)}
-    problems = [f"missing: {rel}" for rel in sorted(set(fresh) - committed)]
-    problems += [f"stale (no longer generated): {rel}" for rel in sorted(committed - set(fresh))]
-    problems += [f"changed: {rel}" for rel in sorted(set(fresh) & committed)
-                 if rel.suffix != ".png" and (out_dir / rel).read_bytes() != fresh[rel]]
+
+    def current(rel: Path) -> bool:
+        if rel in out.figures:
+            return plots.recorded_digest(out_dir / rel) == out.figures[rel].digest
+        return (out_dir / rel).read_bytes() == out.texts[rel].encode("utf-8")
+
+    problems = [f"missing: {rel}" for rel in sorted(fresh - committed)]
+    problems += [f"stale (no longer generated): {rel}" for rel in sorted(committed - fresh)]
+    problems += [f"changed: {rel}" for rel in sorted(fresh & committed) if not current(rel)]
     return problems
 
 
