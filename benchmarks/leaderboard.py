@@ -20,12 +20,15 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 import pandas as pd
 
 from benchmarks import html, plots, stats
 from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
+
+K = TypeVar("K")  # a cell's key in a table
 
 ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
 SETTING_COLUMNS = ("head", "labels", "points", "t2")  # shown as extra row columns when used
@@ -84,9 +87,7 @@ def _aggregate_normalised(df: pd.DataFrame) -> pd.DataFrame:
     grouped = ordered.groupby(keys, dropna=False, sort=True)["value"]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["n"] = out["n"].astype("int64")
-    bounds = [stats.confidence_interval(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"], strict=True)]
-    out["ci_low"] = [lo for lo, _ in bounds]
-    out["ci_high"] = [hi for _, hi in bounds]
+    out["ci_low"], out["ci_high"] = stats.confidence_intervals(out["mean"], out["std"], out["n"])
     return out
 
 
@@ -108,21 +109,34 @@ def _fmt_number(x: float, metric: str) -> str:
     return f"{100 * x:.2f}" if is_accuracy(metric) else f"{x:.4f}"
 
 
-def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False,
-                better_than_next: bool = False) -> str:
+class Cell(NamedTuple):
+    """One aggregated number: mean, std, count and 95% interval over seeds (a row of ``aggregate``)."""
+
+    mean: float
+    std: float
+    n: int
+    ci_low: float
+    ci_high: float
+
+    @classmethod
+    def of(cls, rec: dict) -> Cell:
+        return cls(rec["mean"], rec["std"], int(rec["n"]), rec["ci_low"], rec["ci_high"])
+
+
+def format_cell(cell: Cell, metric: str, bold: bool = False, better_than_next: bool = False) -> str:
     """``mean ± std [95% CI] (n)``; accuracies in %, std '–' and no interval for a single seed.
 
     ``better_than_next`` appends a dagger: significantly better than the next entry (paired test).
     """
-    if n == 0 or math.isnan(mean):
+    if cell.n == 0 or math.isnan(cell.mean):
         return ""
-    m = _fmt_number(mean, metric)
+    m = _fmt_number(cell.mean, metric)
     shown = f"**{m}**" if bold else m
-    if n < 2 or math.isnan(std):
-        text = f"{shown} ± {DASH} ({n})"
+    if cell.n < 2 or math.isnan(cell.std):
+        text = f"{shown} ± {DASH} ({cell.n})"
     else:
-        lo, hi = stats.confidence_interval(mean, std, n)
-        text = f"{shown} ± {_fmt_number(std, metric)} [{_fmt_number(lo, metric)}, {_fmt_number(hi, metric)}] ({n})"
+        text = (f"{shown} ± {_fmt_number(cell.std, metric)} [{_fmt_number(cell.ci_low, metric)}, "
+                f"{_fmt_number(cell.ci_high, metric)}] ({cell.n})")
     return text + (" †" if better_than_next else "")
 
 
@@ -181,12 +195,19 @@ class _Grid:
     settings: list[str]  # setting columns shown (those not empty for this metric)
     rows: list[tuple]  # (method, variant, preset, *setting values), sorted
     columns: list[tuple[str, float | None]]  # (header, t or K); None for the 'value' column
-    cells: dict[tuple, tuple[float, float, int]]  # (row, t or K) -> (mean, std, n)
+    cells: dict[tuple, Cell]  # keyed by (row, t or K)
     seeds: dict[tuple, dict[int, float]] = field(default_factory=dict)  # (row, t or K) -> {seed: value}
 
     def means(self, rows: Iterable[tuple], t: float | None) -> list[float]:
-        found = (self.cells[(r, t)][0] for r in rows if (r, t) in self.cells)
+        found = (self.cells[(r, t)].mean for r in rows if (r, t) in self.cells)
         return [m for m in found if not math.isnan(m)]
+
+    def setting_groups(self) -> list[list[tuple]]:
+        """The rows by setting (same head/labels/points): the rows that compete with each other."""
+        groups: dict[tuple, list[tuple]] = {}
+        for row in self.rows:
+            groups.setdefault(row[3:], []).append(row)
+        return list(groups.values())
 
 
 def _metric_grid(agg: pd.DataFrame, raw: pd.DataFrame | None = None) -> _Grid:
@@ -203,27 +224,30 @@ def _metric_grid(agg: pd.DataFrame, raw: pd.DataFrame | None = None) -> _Grid:
     for rec in agg.to_dict(orient="records"):
         row, at = key(rec)
         rows[row] = None
-        grid.cells[(row, at)] = (rec["mean"], rec["std"], int(rec["n"]))
+        grid.cells[(row, at)] = Cell.of(rec)
     grid.rows = list(rows)
-    if raw is not None:
-        for rec in raw.to_dict(orient="records"):
-            if not math.isnan(rec["value"]):
-                grid.seeds.setdefault(key(rec), {})[int(rec["seed"])] = rec["value"]
+    grid.seeds = _seed_values(raw, key)
     return grid
 
 
-def _better_than_next(grid: _Grid, metric: str) -> set[tuple]:
-    """(row, t) cells significantly better than the next-best row of their setting (accuracies only)."""
-    if not is_accuracy(metric) or not grid.seeds:
+def _seed_values(raw: pd.DataFrame | None, key: Callable[[dict], K]) -> dict[K, dict[int, float]]:
+    """{key(row): {seed: value}} over the rows of ``raw`` (normalised) that have a value."""
+    seeds: dict[K, dict[int, float]] = {}
+    for rec in [] if raw is None else raw.to_dict(orient="records"):
+        if not math.isnan(rec["value"]):
+            seeds.setdefault(key(rec), {})[int(rec["seed"])] = rec["value"]
+    return seeds
+
+
+def _better_than_next(metric: str, cells: dict[K, Cell], seeds: dict[K, dict[int, float]],
+                      groups: Iterable[Iterable[K]]) -> set[K]:
+    """The cells significantly better than the next-best cell of their group (accuracies only)."""
+    if not is_accuracy(metric):
         return set()
-    groups: dict[tuple, list[tuple]] = {}
-    for row in grid.rows:
-        groups.setdefault(row[3:], []).append(row)
-    marked = set()
-    for members in groups.values():
-        for _, t in grid.columns:
-            cells = [(r, t) for r in members if (r, t) in grid.cells]
-            marked |= stats.better_than_next({c: grid.cells[c][0] for c in cells}, grid.seeds)
+    marked: set[K] = set()
+    for group in groups:
+        present = [c for c in group if c in cells]
+        marked |= stats.better_than_next({c: cells[c].mean for c in present}, seeds)
     return marked
 
 
@@ -235,15 +259,12 @@ def _best_means(grid: _Grid, metric: str) -> dict[tuple, str]:
     """
     if not is_accuracy(metric):
         return {}
-    groups: dict[tuple, list[tuple]] = {}
-    for row in grid.rows:
-        groups.setdefault(row[3:], []).append(row)
     best = {}
-    for setting, members in groups.items():
+    for members in grid.setting_groups():
         for _, t in grid.columns:
             means = grid.means(members, t)
             if len(means) >= 2:
-                best[(setting, t)] = _fmt_number(max(means), metric)
+                best[(members[0][3:], t)] = _fmt_number(max(means), metric)
     return best
 
 
@@ -255,16 +276,18 @@ def metric_table(agg: pd.DataFrame, metric: str, raw: pd.DataFrame | None = None
     """
     grid = _metric_grid(agg, raw)
     best = _best_means(grid, metric)
-    significant = _better_than_next(grid, metric)
+    significant = _better_than_next(metric, grid.cells, grid.seeds,
+                                    ([(r, t) for r in members] for members in grid.setting_groups()
+                                     for _, t in grid.columns))
     header = ["method", "preset", *grid.settings, *(h for h, _ in grid.columns)]
     body = []
     for row in grid.rows:
         cells = []
         for _, t in grid.columns:
             cell = grid.cells.get((row, t))
-            bold = cell is not None and best.get((row[3:], t)) == _fmt_number(cell[0], metric)
+            bold = cell is not None and best.get((row[3:], t)) == _fmt_number(cell.mean, metric)
             cells.append("" if cell is None else
-                         format_cell(*cell, metric, bold=bold, better_than_next=(row, t) in significant))
+                         format_cell(cell, metric, bold=bold, better_than_next=(row, t) in significant))
         body.append([entry_name(row[0], row[1]), row[2], *row[3:], *cells])
     return _md_table(header, body)
 
@@ -403,7 +426,7 @@ def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]
                  else _setting_text(rec[c]) for c in columns]
         return " · ".join(p for p in parts if p)
 
-    cells: dict[tuple[str, str], tuple[float, float, int]] = {}
+    cells: dict[tuple[str, str], Cell] = {}
     keys, heads = [], {}
     for rec in rows.sort_values(["method", "variant", *[c for c in columns if c != "method"], row]).to_dict(
             orient="records"):
@@ -411,27 +434,20 @@ def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]
         if key not in keys:
             keys.append(key)
         heads[head] = None
-        cells[(key, head)] = (rec["mean"], rec["std"], int(rec["n"]))
+        cells[(key, head)] = Cell.of(rec)
     keys.sort(key=lambda k: (len(k), k))  # numbers as numbers: 10 < 90 < 100
-    seeds: dict[tuple[str, str], dict[int, float]] = {}
-    if raw is not None:
-        for rec in raw[raw["metric"] == metric].to_dict(orient="records"):
-            if not math.isnan(rec["value"]):
-                seeds.setdefault((_setting_text(rec[row]), column_name(rec)), {})[int(rec["seed"])] = rec["value"]
-    marked = set()
-    if is_accuracy(metric):
-        for key in keys:
-            in_row = [(key, h) for h in heads if (key, h) in cells]
-            marked |= stats.better_than_next({c: cells[c][0] for c in in_row}, seeds)
+    seeds = _seed_values(None if raw is None else raw[raw["metric"] == metric],
+                         lambda rec: (_setting_text(rec[row]), column_name(rec)))
+    marked = _better_than_next(metric, cells, seeds, ([(key, h) for h in heads] for key in keys))
     body = []
     for key in keys:
-        found = [cells[(key, h)][0] for h in heads if (key, h) in cells]
+        found = [cells[(key, h)].mean for h in heads if (key, h) in cells]
         best = _fmt_number(max(found), metric) if is_accuracy(metric) and len(found) > 1 else None
         line = [key]
         for h in heads:
             cell = cells.get((key, h))
             line.append("" if cell is None else
-                        format_cell(*cell, metric, bold=best == _fmt_number(cell[0], metric),
+                        format_cell(cell, metric, bold=best == _fmt_number(cell.mean, metric),
                                     better_than_next=(key, h) in marked))
         body.append(line)
     return _md_table([row, *heads], body)
@@ -749,7 +765,7 @@ def format_summary(frame: pd.DataFrame, dataset: str, protocol: str) -> str:
                 [
                     entry_name(row[0], row[1]),
                     *row[2:],
-                    *("" if c is None else _fmt_number(c[0], metric) for c in cells),
+                    *("" if c is None else _fmt_number(c.mean, metric) for c in cells),
                 ]
             )
         unit = " (%)" if is_accuracy(metric) else ""
