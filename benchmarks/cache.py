@@ -218,12 +218,17 @@ def load_or_set_aside(path: Path, what: str, consequence: str, loud: bool = Fals
     return obj
 
 
+def features_folder(results: Path, checkpoint: str) -> Path:
+    """Where ``FeatureCache`` keeps the codes of one pretrained encoder (set aside with its checkpoint)."""
+    return Path(results) / "features" / checkpoint
+
+
 class CheckpointStore:
     """Pretrained encoders, one verified file ``checkpoints/<key>.pt`` per key."""
 
     def __init__(self, root: Path):
-        self.root = Path(root) / "checkpoints"
-        self.features = Path(root) / "features"  # FeatureCache's folder: codes keyed by checkpoint
+        self.results = Path(root)
+        self.root = self.results / "checkpoints"
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
@@ -242,7 +247,7 @@ class CheckpointStore:
         path = self.path(key)
         existed = path.exists()
         payload = load_or_set_aside(path, "checkpoint", "pretraining it again", loud=True)
-        codes = self.features / key
+        codes = features_folder(self.results, key)
         if payload is None and existed and codes.is_dir():
             dest = _free_name(codes, ".stale")
             try:
@@ -285,7 +290,7 @@ class FeatureCache:
 
     def __init__(self, root: Path, checkpoint: str, method: Method, data: DataSplits,
                  batch_size: int | None = None, progress: bool = False):
-        self.dir = Path(root) / "features" / checkpoint
+        self.dir = features_folder(root, checkpoint)
         self.method, self.data, self.progress = method, data, progress
         self.batch_size = batch_size or rows_per_forward(method)
         self._memory: dict[tuple[str, str], torch.Tensor] = {}

@@ -656,11 +656,11 @@ def _check_unique_paths(pages: list[tuple[str, str, pd.DataFrame]]) -> None:
 
 
 def _remove_stale(out_dir: Path, keep: set[Path]) -> None:
-    """Delete generated files under dataset folders that this run did not write."""
-    for folder in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and f.suffix in GENERATED_SUFFIXES and f not in keep:
-                f.unlink()
+    """Delete the generated files not in ``keep``, and the folders that leaves empty."""
+    stale = [f for f in _generated_files(out_dir) if f not in keep]
+    for f in stale:
+        f.unlink()
+    for folder in sorted({f.parent for f in stale} - {out_dir}):
         if not any(folder.iterdir()):
             folder.rmdir()
 
@@ -737,6 +737,7 @@ def check(frame: pd.DataFrame, out_dir: str | Path) -> list[str]:
 
 
 def _generated_files(out_dir: Path) -> list[Path]:
+    """The files in ``out_dir`` of the kinds ``generate`` writes: the index and per-folder pages."""
     if not out_dir.is_dir():
         return []
     files = [out_dir / name for name in ("README.md", "index.html") if (out_dir / name).is_file()]
