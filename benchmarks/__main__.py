@@ -55,27 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    run = sub.add_parser("run", help="pretrain, evaluate, store, regenerate the leaderboards")
-    run.add_argument("--method", type=_names, required=True, help="comma-separated methods (see `list methods`)")
-    run.add_argument("--protocol", type=_names, required=True, help="comma-separated protocols")
-    run.add_argument("--dataset", default="digits", help="digits (default), mnist, cifar10, cifar100, miniimagenet, folder:PATH")
-    run.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default quick)")
+    # What a run and a sweep both need: the data, the preset and its overrides, the folders, the device.
+    common = OneLineParser(add_help=False)
+    common.add_argument("--method", type=_names, required=True,
+                        help="comma-separated methods (see `list methods`); a sweep tunes one")
+    common.add_argument("--protocol", type=_names, required=True,
+                        help="comma-separated protocols; a sweep's one gives its validation objective")
+    common.add_argument("--dataset", default="digits",
+                        help="digits (default), mnist, cifar10, cifar100, miniimagenet, folder:PATH")
+    common.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default quick)")
+    common.add_argument("--data-root", default="data", help="where dataset files are (default data/)")
+    common.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
+    common.add_argument("--results", default="results", help="results store and caches (default results/)")
+    common.add_argument("--leaderboards", default="leaderboards",
+                        help="generated leaderboards (default leaderboards/)")
+    common.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any preset setting, e.g. --set latent_dim=2 (repeatable; "
+                             "in a sweep, fixed for every trial)")
+    common.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    run = sub.add_parser("run", parents=[common], help="pretrain, evaluate, store, regenerate the leaderboards")
     run.add_argument("--seeds", type=_seeds, default=(0,), help="comma-separated integers (default 0)")
-    run.add_argument("--data-root", default="data", help="where dataset files are (default data/)")
-    run.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
-    run.add_argument("--results", default="results", help="results store and caches (default results/)")
-    run.add_argument("--leaderboards", default="leaderboards", help="generated leaderboards (default leaderboards/)")
-    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override any preset setting, e.g. --set latent_dim=2 (repeatable)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--dry-run", action="store_true",
                      help="check everything and print the plan (what is cached, what would be computed); "
                           "compute and write nothing")
 
-    sweep = sub.add_parser("sweep", help="tune a method on validation with Optuna; --finalize evaluates the best")
-    sweep.add_argument("--method", required=True, help="one method (see `list methods`)")
-    sweep.add_argument("--protocol", required=True, help="one protocol: its validation score is the objective")
+    sweep = sub.add_parser("sweep", parents=[common],
+                           help="tune a method on validation with Optuna; --finalize evaluates the best")
     sweep.add_argument("--trials", type=int, default=10, help="trials to add to the study (default 10)")
     sweep.add_argument("--storage", default="",
                        help="Optuna RDB URL (sqlite:///..., postgresql://...) or a journal file path "
@@ -86,15 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--finalize", action="store_true",
                        help="no new trials: run the best parameters with --seeds on the test split")
     sweep.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="seeds for --finalize (default 0,1,2)")
-    for name, kw in (("--dataset", {"default": "digits"}), ("--preset", {"default": "quick"}),
-                     ("--data-root", {"default": "data"}), ("--results", {"default": "results"}),
-                     ("--leaderboards", {"default": "leaderboards"})):
-        sweep.add_argument(name, **kw)
-    sweep.add_argument("--download", action="store_true")
-    sweep.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="fixed settings for every trial (repeatable)")
-    sweep.add_argument("--no-progress", action="store_true")
 
     board = sub.add_parser("leaderboard", help="regenerate the leaderboards from the results store")
     board.add_argument("--results", default="results")
@@ -111,14 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    request = RunRequest(
+def _run_request(args: argparse.Namespace, argv: Sequence[str]) -> RunRequest:
+    """The run that ``run`` (or ``sweep --finalize``, with the best parameters added) makes."""
+    return RunRequest(
         methods=args.method, protocols=args.protocol, dataset=args.dataset, preset=args.preset,
         seeds=args.seeds, overrides=tuple(args.overrides), data_root=args.data_root,
         download=args.download, results=args.results, leaderboards=args.leaderboards,
         device=args.device, progress=not args.no_progress,
         command="python -m benchmarks " + shlex.join(argv),
     )
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    request = _run_request(args, argv)
     checked = validate(request)
     if args.dry_run:
         print(describe_plan(checked, prepare(checked)))
@@ -155,15 +158,11 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if args.trials < 1:
         raise UsageError(f"--trials {args.trials}: give a positive number of trials")
-    base = RunRequest(
-        methods=_names(args.method), protocols=_names(args.protocol), dataset=args.dataset, preset=args.preset,
-        seeds=args.seeds, overrides=tuple(args.overrides), data_root=args.data_root, download=args.download,
-        results=args.results, leaderboards=args.leaderboards, device=args.device,
-        progress=not args.no_progress, command="python -m benchmarks " + shlex.join(argv))
+    base = _run_request(args, argv)
     plan = validate(base)
     if len(base.methods) != 1 or len(base.protocols) != 1:
-        raise UsageError(f"sweep tunes one method on one protocol; got --method {args.method!r} "
-                         f"--protocol {args.protocol!r}")
+        raise UsageError(f"sweep tunes one method on one protocol; got --method {','.join(base.methods)!r} "
+                         f"--protocol {','.join(base.protocols)!r}")
     req = sweep.SweepRequest(
         method=base.methods[0], protocol=base.protocols[0], dataset=args.dataset, preset=args.preset,
         trials=args.trials, storage=args.storage, study=args.study, timeout=args.timeout, seed=args.seed,
@@ -232,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "leaderboard":
             written = leaderboard.generate(ResultsStore(args.results).frame(), args.leaderboards)
-            print(f"{len(written)} files written to {args.leaderboards}/")
+            print(f"{args.leaderboards}/ holds the {len(written)} files the store generates "
+                  "(figures redrawn only where their data changed)")
             return 0
         if args.command == "results":
             sys.stdout.write(ResultsStore(args.results).export(args.format))

@@ -218,12 +218,17 @@ def load_or_set_aside(path: Path, what: str, consequence: str, loud: bool = Fals
     return obj
 
 
+def features_folder(results: Path, checkpoint: str) -> Path:
+    """Where ``FeatureCache`` keeps the codes of one pretrained encoder (set aside with its checkpoint)."""
+    return Path(results) / "features" / checkpoint
+
+
 class CheckpointStore:
     """Pretrained encoders, one verified file ``checkpoints/<key>.pt`` per key."""
 
     def __init__(self, root: Path):
-        self.root = Path(root) / "checkpoints"
-        self.features = Path(root) / "features"  # FeatureCache's folder: codes keyed by checkpoint
+        self.results = Path(root)
+        self.root = self.results / "checkpoints"
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.pt"
@@ -242,7 +247,7 @@ class CheckpointStore:
         path = self.path(key)
         existed = path.exists()
         payload = load_or_set_aside(path, "checkpoint", "pretraining it again", loud=True)
-        codes = self.features / key
+        codes = features_folder(self.results, key)
         if payload is None and existed and codes.is_dir():
             dest = _free_name(codes, ".stale")
             try:
@@ -262,14 +267,32 @@ class CheckpointStore:
 ROWS_PER_FORWARD = {"cpu": 192, "cuda": 2048}
 
 
+def rows_per_forward(method: Method) -> int:
+    return ROWS_PER_FORWARD.get(getattr(method, "device", torch.device("cpu")).type, 512)
+
+
+def encode_in_chunks(method: Method, images: torch.Tensor, ts: Sequence[float], rows: int | None = None,
+                     progress: bool = False, desc: str = "encode") -> torch.Tensor:
+    """(K, N, d) codes of ``images`` at each of the K ``ts``, on the CPU.
+
+    All K times in one forward per chunk of images (the chunk repeated over t), each forward
+    about ``rows`` (default ``rows_per_forward``) images x times.
+    """
+    t_all = torch.tensor(list(ts), dtype=torch.float32)
+    chunk = max((rows or rows_per_forward(method)) // len(t_all), 1)
+    starts = tqdm(range(0, len(images), chunk), desc=desc, disable=not progress, unit="batch",
+                  dynamic_ncols=True, mininterval=1.0)
+    return torch.cat([method.encode_times(images[i:i + chunk], t_all).cpu() for i in starts], dim=1)
+
+
 class FeatureCache:
     """``cache(split, ts)`` -> (len(ts), N, d) codes of a fitted method, computed once per (split, t)."""
 
     def __init__(self, root: Path, checkpoint: str, method: Method, data: DataSplits,
                  batch_size: int | None = None, progress: bool = False):
-        self.dir = Path(root) / "features" / checkpoint
+        self.dir = features_folder(root, checkpoint)
         self.method, self.data, self.progress = method, data, progress
-        self.batch_size = batch_size or ROWS_PER_FORWARD.get(getattr(method, "device", torch.device("cpu")).type, 512)
+        self.batch_size = batch_size or rows_per_forward(method)
         self._memory: dict[tuple[str, str], torch.Tensor] = {}
         self.encoded_count = 0  # how many (split, t) were encoded rather than read: tests check reuse
 
@@ -304,14 +327,5 @@ class FeatureCache:
         return torch.stack([self._memory[(split, key)] for key in keys])
 
     def _encode(self, split: str, ts: list[float]) -> torch.Tensor:
-        """All requested t in one forward per batch: the batch is repeated over t."""
-        images = self.data.split(split).images
-        n, k = len(images), len(ts)
-        t_all = torch.tensor(ts, dtype=torch.float32)
-        chunk = max(self.batch_size // k, 1)
-        out = []
-        starts = tqdm(range(0, n, chunk), desc=f"encode {self.method.name} {split} at {k} t",
-                      disable=not self.progress, unit="batch", dynamic_ncols=True, mininterval=1.0)
-        for start in starts:
-            out.append(self.method.encode_times(images[start:start + chunk], t_all).cpu())
-        return torch.cat(out, dim=1)
+        return encode_in_chunks(self.method, self.data.split(split).images, ts, self.batch_size, self.progress,
+                                desc=f"encode {self.method.name} {split} at {len(ts)} t")

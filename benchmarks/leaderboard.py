@@ -5,24 +5,30 @@ protocol) with mean ± std (n) over seeds, and an index. The output is a pure
 function of the frame (sorted everything, fixed float formats, no timestamps,
 PNGs without a software tag), so regenerating from the same store gives the
 same bytes and the committed folder diffs cleanly. Pages whose rows left the
-store are removed: the folder mirrors the store.
+store are removed: the folder mirrors the store. Drawing is most of the work, so
+a figure is redrawn only when the digest of what it shows (its rows and the
+plotting code) differs from the one its PNG records; ``check`` draws nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import re
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 import pandas as pd
 
 from benchmarks import html, plots, stats
 from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
+
+K = TypeVar("K")  # a cell's key in a table
 
 ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
 SETTING_COLUMNS = ("head", "labels", "points", "t2")  # shown as extra row columns when used
@@ -75,12 +81,13 @@ def _aggregate_normalised(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "protocol", *AGG_KEYS]
     if df.empty:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n", "ci_low", "ci_high"])
-    grouped = df.groupby(keys, dropna=False, sort=True)["value"]
+    # Summed in seed order: the same numbers give the same last bit however the frame is ordered
+    # (a figure records a digest of its means, so a shuffled store must not redraw it).
+    ordered = df.sort_values(["seed", "value"], kind="stable")
+    grouped = ordered.groupby(keys, dropna=False, sort=True)["value"]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["n"] = out["n"].astype("int64")
-    bounds = [stats.confidence_interval(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"], strict=True)]
-    out["ci_low"] = [lo for lo, _ in bounds]
-    out["ci_high"] = [hi for _, hi in bounds]
+    out["ci_low"], out["ci_high"] = stats.confidence_intervals(out["mean"], out["std"], out["n"])
     return out
 
 
@@ -102,21 +109,34 @@ def _fmt_number(x: float, metric: str) -> str:
     return f"{100 * x:.2f}" if is_accuracy(metric) else f"{x:.4f}"
 
 
-def format_cell(mean: float, std: float, n: int, metric: str, bold: bool = False,
-                better_than_next: bool = False) -> str:
+class Cell(NamedTuple):
+    """One aggregated number: mean, std, count and 95% interval over seeds (a row of ``aggregate``)."""
+
+    mean: float
+    std: float
+    n: int
+    ci_low: float
+    ci_high: float
+
+    @classmethod
+    def of(cls, rec: dict) -> Cell:
+        return cls(rec["mean"], rec["std"], int(rec["n"]), rec["ci_low"], rec["ci_high"])
+
+
+def format_cell(cell: Cell, metric: str, bold: bool = False, better_than_next: bool = False) -> str:
     """``mean ± std [95% CI] (n)``; accuracies in %, std '–' and no interval for a single seed.
 
     ``better_than_next`` appends a dagger: significantly better than the next entry (paired test).
     """
-    if n == 0 or math.isnan(mean):
+    if cell.n == 0 or math.isnan(cell.mean):
         return ""
-    m = _fmt_number(mean, metric)
+    m = _fmt_number(cell.mean, metric)
     shown = f"**{m}**" if bold else m
-    if n < 2 or math.isnan(std):
-        text = f"{shown} ± {DASH} ({n})"
+    if cell.n < 2 or math.isnan(cell.std):
+        text = f"{shown} ± {DASH} ({cell.n})"
     else:
-        lo, hi = stats.confidence_interval(mean, std, n)
-        text = f"{shown} ± {_fmt_number(std, metric)} [{_fmt_number(lo, metric)}, {_fmt_number(hi, metric)}] ({n})"
+        text = (f"{shown} ± {_fmt_number(cell.std, metric)} [{_fmt_number(cell.ci_low, metric)}, "
+                f"{_fmt_number(cell.ci_high, metric)}] ({cell.n})")
     return text + (" †" if better_than_next else "")
 
 
@@ -175,12 +195,19 @@ class _Grid:
     settings: list[str]  # setting columns shown (those not empty for this metric)
     rows: list[tuple]  # (method, variant, preset, *setting values), sorted
     columns: list[tuple[str, float | None]]  # (header, t or K); None for the 'value' column
-    cells: dict[tuple, tuple[float, float, int]]  # (row, t or K) -> (mean, std, n)
+    cells: dict[tuple, Cell]  # keyed by (row, t or K)
     seeds: dict[tuple, dict[int, float]] = field(default_factory=dict)  # (row, t or K) -> {seed: value}
 
     def means(self, rows: Iterable[tuple], t: float | None) -> list[float]:
-        found = (self.cells[(r, t)][0] for r in rows if (r, t) in self.cells)
+        found = (self.cells[(r, t)].mean for r in rows if (r, t) in self.cells)
         return [m for m in found if not math.isnan(m)]
+
+    def setting_groups(self) -> list[list[tuple]]:
+        """The rows by setting (same head/labels/points): the rows that compete with each other."""
+        groups: dict[tuple, list[tuple]] = {}
+        for row in self.rows:
+            groups.setdefault(row[3:], []).append(row)
+        return list(groups.values())
 
 
 def _metric_grid(agg: pd.DataFrame, raw: pd.DataFrame | None = None) -> _Grid:
@@ -197,27 +224,30 @@ def _metric_grid(agg: pd.DataFrame, raw: pd.DataFrame | None = None) -> _Grid:
     for rec in agg.to_dict(orient="records"):
         row, at = key(rec)
         rows[row] = None
-        grid.cells[(row, at)] = (rec["mean"], rec["std"], int(rec["n"]))
+        grid.cells[(row, at)] = Cell.of(rec)
     grid.rows = list(rows)
-    if raw is not None:
-        for rec in raw.to_dict(orient="records"):
-            if not math.isnan(rec["value"]):
-                grid.seeds.setdefault(key(rec), {})[int(rec["seed"])] = rec["value"]
+    grid.seeds = _seed_values(raw, key)
     return grid
 
 
-def _better_than_next(grid: _Grid, metric: str) -> set[tuple]:
-    """(row, t) cells significantly better than the next-best row of their setting (accuracies only)."""
-    if not is_accuracy(metric) or not grid.seeds:
+def _seed_values(raw: pd.DataFrame | None, key: Callable[[dict], K]) -> dict[K, dict[int, float]]:
+    """{key(row): {seed: value}} over the rows of ``raw`` (normalised) that have a value."""
+    seeds: dict[K, dict[int, float]] = {}
+    for rec in [] if raw is None else raw.to_dict(orient="records"):
+        if not math.isnan(rec["value"]):
+            seeds.setdefault(key(rec), {})[int(rec["seed"])] = rec["value"]
+    return seeds
+
+
+def _better_than_next(metric: str, cells: dict[K, Cell], seeds: dict[K, dict[int, float]],
+                      groups: Iterable[Iterable[K]]) -> set[K]:
+    """The cells significantly better than the next-best cell of their group (accuracies only)."""
+    if not is_accuracy(metric):
         return set()
-    groups: dict[tuple, list[tuple]] = {}
-    for row in grid.rows:
-        groups.setdefault(row[3:], []).append(row)
-    marked = set()
-    for members in groups.values():
-        for _, t in grid.columns:
-            cells = [(r, t) for r in members if (r, t) in grid.cells]
-            marked |= stats.better_than_next({c: grid.cells[c][0] for c in cells}, grid.seeds)
+    marked: set[K] = set()
+    for group in groups:
+        present = [c for c in group if c in cells]
+        marked |= stats.better_than_next({c: cells[c].mean for c in present}, seeds)
     return marked
 
 
@@ -229,15 +259,12 @@ def _best_means(grid: _Grid, metric: str) -> dict[tuple, str]:
     """
     if not is_accuracy(metric):
         return {}
-    groups: dict[tuple, list[tuple]] = {}
-    for row in grid.rows:
-        groups.setdefault(row[3:], []).append(row)
     best = {}
-    for setting, members in groups.items():
+    for members in grid.setting_groups():
         for _, t in grid.columns:
             means = grid.means(members, t)
             if len(means) >= 2:
-                best[(setting, t)] = _fmt_number(max(means), metric)
+                best[(members[0][3:], t)] = _fmt_number(max(means), metric)
     return best
 
 
@@ -249,16 +276,18 @@ def metric_table(agg: pd.DataFrame, metric: str, raw: pd.DataFrame | None = None
     """
     grid = _metric_grid(agg, raw)
     best = _best_means(grid, metric)
-    significant = _better_than_next(grid, metric)
+    significant = _better_than_next(metric, grid.cells, grid.seeds,
+                                    ([(r, t) for r in members] for members in grid.setting_groups()
+                                     for _, t in grid.columns))
     header = ["method", "preset", *grid.settings, *(h for h, _ in grid.columns)]
     body = []
     for row in grid.rows:
         cells = []
         for _, t in grid.columns:
             cell = grid.cells.get((row, t))
-            bold = cell is not None and best.get((row[3:], t)) == _fmt_number(cell[0], metric)
+            bold = cell is not None and best.get((row[3:], t)) == _fmt_number(cell.mean, metric)
             cells.append("" if cell is None else
-                         format_cell(*cell, metric, bold=bold, better_than_next=(row, t) in significant))
+                         format_cell(cell, metric, bold=bold, better_than_next=(row, t) in significant))
         body.append([entry_name(row[0], row[1]), row[2], *row[3:], *cells])
     return _md_table(header, body)
 
@@ -266,10 +295,10 @@ def metric_table(agg: pd.DataFrame, metric: str, raw: pd.DataFrame | None = None
 # -- compute / provenance table ------------------------------------------------------
 
 
-def _write_commits(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+def _commit_texts(df: pd.DataFrame) -> dict[Path, str]:
     """``commits/<sha>.md``: which runs a commit produced, and how to see its code."""
     runs = df.drop_duplicates(["commit", "dataset", "protocol", *ENTRY_COLUMNS, "seed"])
-    written = []
+    texts = {}
     for commit, g in runs.groupby("commit", sort=True):
         if not commit:
             continue
@@ -281,8 +310,8 @@ def _write_commits(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         body = [[d, p, entry_name(m, v), pr, ",".join(str(x) for x in sorted(gg["seed"]))]
                 for (d, p, m, v, pr), gg in g.groupby(["dataset", "protocol", *ENTRY_COLUMNS], sort=True)]
         lines += [*_md_table(["dataset", "protocol", "method", "preset", "seeds"], body), ""]
-        written.append(_write(out_dir / COMMIT_FOLDER / f"{safe_name(commit)}.md", "\n".join(lines)))
-    return written
+        texts[Path(COMMIT_FOLDER) / f"{safe_name(commit)}.md"] = "\n".join(lines)
+    return texts
 
 
 def _commit_links(commits: pd.Series) -> str:
@@ -291,7 +320,7 @@ def _commit_links(commits: pd.Series) -> str:
 
 
 def _config_links(hashes: pd.Series) -> str:
-    """Each config hash, linked to its full settings (written by ``_write_configs``)."""
+    """Each config hash, linked to its full settings (``_config_texts``)."""
     links = [f"[`{h}`](../{CONFIG_FOLDER}/{safe_name(h)}.json)" for h in sorted(set(hashes)) if h]
     return ", ".join(links) or DASH
 
@@ -397,7 +426,7 @@ def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]
                  else _setting_text(rec[c]) for c in columns]
         return " · ".join(p for p in parts if p)
 
-    cells: dict[tuple[str, str], tuple[float, float, int]] = {}
+    cells: dict[tuple[str, str], Cell] = {}
     keys, heads = [], {}
     for rec in rows.sort_values(["method", "variant", *[c for c in columns if c != "method"], row]).to_dict(
             orient="records"):
@@ -405,27 +434,20 @@ def pivot_table(agg: pd.DataFrame, metric: str, row: str, columns: Sequence[str]
         if key not in keys:
             keys.append(key)
         heads[head] = None
-        cells[(key, head)] = (rec["mean"], rec["std"], int(rec["n"]))
+        cells[(key, head)] = Cell.of(rec)
     keys.sort(key=lambda k: (len(k), k))  # numbers as numbers: 10 < 90 < 100
-    seeds: dict[tuple[str, str], dict[int, float]] = {}
-    if raw is not None:
-        for rec in raw[raw["metric"] == metric].to_dict(orient="records"):
-            if not math.isnan(rec["value"]):
-                seeds.setdefault((_setting_text(rec[row]), column_name(rec)), {})[int(rec["seed"])] = rec["value"]
-    marked = set()
-    if is_accuracy(metric):
-        for key in keys:
-            in_row = [(key, h) for h in heads if (key, h) in cells]
-            marked |= stats.better_than_next({c: cells[c][0] for c in in_row}, seeds)
+    seeds = _seed_values(None if raw is None else raw[raw["metric"] == metric],
+                         lambda rec: (_setting_text(rec[row]), column_name(rec)))
+    marked = _better_than_next(metric, cells, seeds, ([(key, h) for h in heads] for key in keys))
     body = []
     for key in keys:
-        found = [cells[(key, h)][0] for h in heads if (key, h) in cells]
+        found = [cells[(key, h)].mean for h in heads if (key, h) in cells]
         best = _fmt_number(max(found), metric) if is_accuracy(metric) and len(found) > 1 else None
         line = [key]
         for h in heads:
             cell = cells.get((key, h))
             line.append("" if cell is None else
-                        format_cell(*cell, metric, bold=best == _fmt_number(cell[0], metric),
+                        format_cell(cell, metric, bold=best == _fmt_number(cell.mean, metric),
                                     better_than_next=(key, h) in marked))
         body.append(line)
     return _md_table([row, *heads], body)
@@ -445,7 +467,7 @@ def _summary_section(protocol: str, agg: pd.DataFrame, raw: pd.DataFrame | None 
 
 
 def _page_text(
-    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, tuple[str, str]]
+    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, _Figure]
 ) -> str:
     lines = [
         f"# {dataset} — {protocol}",
@@ -464,8 +486,7 @@ def _page_text(
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
         if metric in figures:
-            file, caption = figures[metric]
-            lines += [f"![{caption}]({file})", ""]
+            lines += [f"![{figures[metric].caption}]({figures[metric].file})", ""]
         lines += [*metric_table(agg[agg["metric"] == metric], metric, page[page["metric"] == metric]), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
@@ -478,24 +499,38 @@ def _page_csv(agg: pd.DataFrame) -> str:
     return out.to_csv(index=False, float_format="%.6f", na_rep="", lineterminator="\n")
 
 
-def _write(path: Path, data: str) -> Path:
+def _write(path: Path, data: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode("utf-8"))
-    return path
 
 
-def _write_page(
-    out_dir: Path, dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame
-) -> tuple[list[Path], str]:
-    folder = out_dir / safe_name(dataset)
-    stem = safe_name(protocol)
-    written = []
-    figures = _draw_figures(agg, f"{dataset} / {protocol}", folder, stem)
-    written += [folder / file for file, _ in figures.values()]
+@dataclass(frozen=True)
+class _Figure:
+    """A figure of a page, not drawn yet: ``draw(path, digest=digest)`` draws it."""
+
+    file: str
+    caption: str
+    draw: Callable[..., None]
+    digest: str  # of everything the figure shows: its rows, its kind and title, the plotting code
+
+
+@dataclass
+class _Output:
+    """Everything the leaderboards folder holds, by path relative to it; nothing written or drawn."""
+
+    texts: dict[Path, str] = field(default_factory=dict)
+    figures: dict[Path, _Figure] = field(default_factory=dict)
+
+
+def _add_page(out: _Output, dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame) -> str:
+    """Add a (dataset, protocol) page, its CSV and its figures to ``out``; returns the page's text."""
+    folder, stem = Path(safe_name(dataset)), safe_name(protocol)
+    figures = _plan_figures(agg, f"{dataset} / {protocol}", stem)
+    out.figures.update({folder / fig.file: fig for fig in figures.values()})
     text = _page_text(dataset, protocol, page, agg, figures)
-    written.append(_write(folder / f"{stem}.md", text))
-    written.append(_write(folder / f"{stem}.csv", _page_csv(agg)))
-    return written, text
+    out.texts[folder / f"{stem}.md"] = text
+    out.texts[folder / f"{stem}.csv"] = _page_csv(agg)
+    return text
 
 
 _CAPTIONS = {"heatmap": "{} over pairs of t", "bars": "{} over t", "vs_t": "{} against t",
@@ -516,26 +551,40 @@ def _figure_kind(metric: str, rows: pd.DataFrame) -> str | None:
     return None
 
 
-def _draw_figures(agg: pd.DataFrame, title: str, folder: Path, stem: str) -> dict[str, tuple[str, str]]:
-    """One figure per metric that has one; returns {metric: (file name, caption)}."""
+@functools.cache
+def _plotting_code_digest() -> str:
+    """A digest of plots.py: changing how figures are drawn redraws every figure."""
+    source = Path(plots.__file__).read_bytes().replace(b"\r\n", b"\n")  # the same on a CRLF checkout
+    return hashlib.sha256(source).hexdigest()
+
+
+def _figure_digest(rows: pd.DataFrame, *arguments: object) -> str:
+    digest = hashlib.sha256(_plotting_code_digest().encode())
+    digest.update(json.dumps(arguments).encode())
+    digest.update(rows.to_csv(index=False, lineterminator="\n").encode())  # floats at full precision
+    return digest.hexdigest()
+
+
+def _plan_figures(agg: pd.DataFrame, title: str, stem: str) -> dict[str, _Figure]:
+    """One figure per metric that has one: {metric: figure}."""
     figures = {}
     for metric in _metric_order(agg["metric"]):
         rows = agg[agg["metric"] == metric]
         kind = _figure_kind(metric, rows)
         if kind is None:
             continue
-        file = f"{stem}_{metric}_{kind}.png"
-        folder.mkdir(parents=True, exist_ok=True)
-        path, settings = folder / file, _used_settings(rows)
+        settings = _used_settings(rows)
         if kind == "heatmap":
-            plots.plot_heatmaps(rows[rows["t2"].notna()], metric, title, path)
+            draw = functools.partial(plots.plot_heatmaps, rows[rows["t2"].notna()], metric, title)
         elif kind == "bars":
-            plots.plot_bars_over_t(rows, metric, title, path)
+            draw = functools.partial(plots.plot_bars_over_t, rows, metric, title)
         elif kind == "vs_t":
-            plots.plot_metric_vs_t(rows, metric, title, path, settings)
+            draw = functools.partial(plots.plot_metric_vs_t, rows, metric, title, settings=settings)
         else:  # "vs_points" or "vs_labels"
-            plots.plot_metric_vs_count(rows, metric, title, path, settings, axis=kind.removeprefix("vs_"))
-        figures[metric] = (file, _CAPTIONS[kind].format(metric))
+            draw = functools.partial(plots.plot_metric_vs_count, rows, metric, title, settings=settings,
+                                     axis=kind.removeprefix("vs_"))
+        figures[metric] = _Figure(f"{stem}_{metric}_{kind}.png", _CAPTIONS[kind].format(metric), draw,
+                                  _figure_digest(rows, kind, metric, title, settings))
     return figures
 
 
@@ -607,69 +656,88 @@ def _check_unique_paths(pages: list[tuple[str, str, pd.DataFrame]]) -> None:
 
 
 def _remove_stale(out_dir: Path, keep: set[Path]) -> None:
-    """Delete generated files under dataset folders that this run did not write."""
-    for folder in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and f.suffix in GENERATED_SUFFIXES and f not in keep:
-                f.unlink()
+    """Delete the generated files not in ``keep``, and the folders that leaves empty."""
+    stale = [f for f in _generated_files(out_dir) if f not in keep]
+    for f in stale:
+        f.unlink()
+    for folder in sorted({f.parent for f in stale} - {out_dir}):
         if not any(folder.iterdir()):
             folder.rmdir()
+
+
+def _render(frame: pd.DataFrame) -> _Output:
+    """What the leaderboards folder of ``frame`` holds: the texts in full, the figures as plans."""
+    df = _normalise(frame)
+    agg = _aggregate_normalised(df)
+    pages = [(str(d), str(p), g) for (d, p), g in df.groupby(["dataset", "protocol"], sort=True)]
+    _check_unique_paths(pages)
+    out = _Output({**_config_texts(df), **_commit_texts(df)})
+    texts = []
+    for dataset, protocol, page in pages:
+        page_agg = agg[(agg["dataset"] == dataset) & (agg["protocol"] == protocol)]
+        text = _add_page(out, dataset, protocol, page, page_agg)
+        texts.append((dataset, protocol, f"{safe_name(dataset)}/{safe_name(protocol)}", text))
+    index = _index_text(pages, agg)
+    out.texts[Path("README.md")] = index
+    out.texts[Path("index.html")] = html.leaderboard_html(index, texts)
+    return out
 
 
 def generate(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write the leaderboards for ``frame`` (``ResultsStore.frame()``) into ``out_dir``.
 
-    Returns the written paths, sorted. Same frame -> same bytes.
+    Returns every generated path, sorted. Same frame -> same bytes. A figure whose PNG
+    already records the digest of its data is left as it is (a run changes a page or two).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df = _normalise(frame)
-    agg = _aggregate_normalised(df)
-    pages = [(str(d), str(p), g) for (d, p), g in df.groupby(["dataset", "protocol"], sort=True)]
-    _check_unique_paths(pages)
-    written: list[Path] = _write_configs(df, out_dir) + _write_commits(df, out_dir)
-    texts = []
-    for dataset, protocol, page in pages:
-        page_agg = agg[(agg["dataset"] == dataset) & (agg["protocol"] == protocol)]
-        files, text = _write_page(out_dir, dataset, protocol, page, page_agg)
-        written += files
-        texts.append((dataset, protocol, f"{safe_name(dataset)}/{safe_name(protocol)}", text))
-    index = _index_text(pages, agg)
-    written.append(_write(out_dir / "README.md", index))
-    written.append(_write(out_dir / "index.html", html.leaderboard_html(index, texts)))
-    _remove_stale(out_dir, set(written))
-    return sorted(written)
+    out = _render(frame)
+    for rel, text in out.texts.items():
+        _write(out_dir / rel, text)
+    for rel, figure in out.figures.items():
+        if plots.recorded_digest(out_dir / rel) != figure.digest:
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            figure.draw(out_dir / rel, digest=figure.digest)
+    generated = {out_dir / rel for rel in [*out.texts, *out.figures]}
+    _remove_stale(out_dir, generated)
+    return sorted(generated)
 
 
-def _write_configs(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+def _config_texts(df: pd.DataFrame) -> dict[Path, str]:
     """``configs/<hash>.json``: the full settings behind every config hash a page links to."""
-    written = []
+    texts = {}
     for config_hash, text in sorted(set(zip(df["config_hash"], df["config"], strict=True))):
         if config_hash and text:
             body = json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
-            written.append(_write(out_dir / CONFIG_FOLDER / f"{safe_name(config_hash)}.json", body))
-    return written
+            texts[Path(CONFIG_FOLDER) / f"{safe_name(config_hash)}.json"] = body
+    return texts
 
 
 def check(frame: pd.DataFrame, out_dir: str | Path) -> list[str]:
     """What differs between ``out_dir`` and what ``frame`` generates: lines like 'changed: x.md'.
 
-    Pages and CSVs are compared byte for byte; figures only for presence, since their pixels
-    depend on the matplotlib build and fonts of the machine, not on the numbers. An empty
-    list means the committed leaderboards are what the store gives.
+    Pages and CSVs are compared byte for byte. Figures are not drawn: their pixels depend on
+    the matplotlib build and fonts of the machine, not on the numbers, so a figure is current
+    when it records the digest of the data it should show. An empty list means the committed
+    leaderboards are what the store gives.
     """
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = {p.relative_to(tmp): p.read_bytes() for p in generate(frame, tmp)}
+    out = _render(frame)
+    fresh = {*out.texts, *out.figures}
     committed = {p.relative_to(out_dir) for p in _generated_files(out_dir)}
-    problems = [f"missing: {rel}" for rel in sorted(set(fresh) - committed)]
-    problems += [f"stale (no longer generated): {rel}" for rel in sorted(committed - set(fresh))]
-    problems += [f"changed: {rel}" for rel in sorted(set(fresh) & committed)
-                 if rel.suffix != ".png" and (out_dir / rel).read_bytes() != fresh[rel]]
+
+    def current(rel: Path) -> bool:
+        if rel in out.figures:
+            return plots.recorded_digest(out_dir / rel) == out.figures[rel].digest
+        return (out_dir / rel).read_bytes() == out.texts[rel].encode("utf-8")
+
+    problems = [f"missing: {rel}" for rel in sorted(fresh - committed)]
+    problems += [f"stale (no longer generated): {rel}" for rel in sorted(committed - fresh)]
+    problems += [f"changed: {rel}" for rel in sorted(fresh & committed) if not current(rel)]
     return problems
 
 
 def _generated_files(out_dir: Path) -> list[Path]:
+    """The files in ``out_dir`` of the kinds ``generate`` writes: the index and per-folder pages."""
     if not out_dir.is_dir():
         return []
     files = [out_dir / name for name in ("README.md", "index.html") if (out_dir / name).is_file()]
@@ -698,7 +766,7 @@ def format_summary(frame: pd.DataFrame, dataset: str, protocol: str) -> str:
                 [
                     entry_name(row[0], row[1]),
                     *row[2:],
-                    *("" if c is None else _fmt_number(c[0], metric) for c in cells),
+                    *("" if c is None else _fmt_number(c.mean, metric) for c in cells),
                 ]
             )
         unit = " (%)" if is_accuracy(metric) else ""

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
-from benchmarks.store import FILENAME, RUN_KEY
+from benchmarks.store import FILENAME, RUN_KEY, ResultsStore, StoreError
 from methods.base import Budget, get_method_class
 from protocols.trajectory import trajectory_times
 
@@ -68,22 +67,11 @@ def results_folder_problem(folder: Path) -> str | None:
 
 def stored_runs(results: Path) -> set[tuple] | None:
     """The run keys (``store.RUN_KEY``) the results store holds; None when it cannot be read."""
-    path = results / FILENAME
-    if not path.is_file():
+    if not (results / FILENAME).is_file():
         return set()
-    # Without a -wal file every committed row is in the main file: read it as immutable, which
-    # creates nothing beside it (a plain read-only open of a WAL database leaves -wal/-shm files).
-    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
-    columns = ", ".join(f'"{k}"' for k in RUN_KEY)
     try:
-        con = sqlite3.connect(f"{path.absolute().as_uri()}?{mode}", uri=True)
-        try:
-            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            table = "runs" if "runs" in tables else "results"  # schema versions 1 and 2 had no runs table
-            return {tuple(row) for row in con.execute(f"SELECT DISTINCT {columns} FROM {table}")}
-        finally:
-            con.close()
-    except sqlite3.Error:
+        return ResultsStore(results, read_only=True).run_keys()
+    except StoreError:
         return None
 
 

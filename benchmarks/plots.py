@@ -3,7 +3,8 @@
 Every figure is a pure function of its rows: matplotlib's default style (not
 the user's matplotlibrc), fixed sizes, colours and markers fixed by the sorted
 entry names, and no software tag in the PNG, so the same rows give the same
-bytes on every machine.
+bytes on every machine. Each PNG records a digest of what it was drawn from
+(``DIGEST_KEY``), so the leaderboards redraw only the figures whose data changed.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image, UnidentifiedImageError
 
 PANEL_SIZE = (4.8, 3.8)  # inches per subplot
 LEGEND_WIDTH = 1.9  # inches on the right for one legend shared by all subplots
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 MAX_COLUMNS = 5  # subplots per row in per-entry grids
+DIGEST_KEY = "Data-Digest"  # PNG text chunk: the digest of the rows (and code) a figure shows
 
 
 def format_t(t: float) -> str:
@@ -75,8 +78,18 @@ def _styles(names: Sequence[str]) -> dict[str, tuple]:
     return {n: (cmap(i % cmap.N), MARKERS[i % len(MARKERS)]) for i, n in enumerate(sorted(names))}
 
 
-def _save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+def _save(fig: Figure, path: Path, digest: str) -> None:
+    metadata = {"Software": None, **({DIGEST_KEY: digest} if digest else {})}
+    fig.savefig(path, dpi=100, metadata=metadata)
+
+
+def recorded_digest(path: Path) -> str | None:
+    """The digest a figure was saved with; None if it has none or is not a readable PNG."""
+    try:
+        with Image.open(path) as image:  # reads the chunks before the pixels, not the pixels
+            return image.info.get(DIGEST_KEY)
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 def _panels(n: int, legend: bool, sharey: bool = True) -> tuple[Figure, list]:
@@ -103,7 +116,7 @@ def _finish_with_legend(fig: Figure, axes: list) -> None:
 
 def _line_plot(agg: pd.DataFrame, x: str, metric: str, title: str, path: Path, xlabel: str,
                ticks: Callable[[list], tuple[list, list[str]] | None], settings: Sequence[str],
-               log_x: bool = False) -> None:
+               log_x: bool = False, digest: str = "") -> None:
     """``metric`` against column ``x``, one subplot per head, one line and a ±std band per entry."""
     heads = sorted(agg["head"].unique())
     labels = _line_labels(agg, settings)
@@ -134,33 +147,34 @@ def _line_plot(agg: pd.DataFrame, x: str, metric: str, title: str, path: Path, x
             ax.grid(True, alpha=0.3)
         axes[0].set_ylabel(_ylabel(metric))
         _finish_with_legend(fig, axes)
-        _save(fig, path)
+        _save(fig, path, digest)
 
 
-def plot_metric_vs_t(agg: pd.DataFrame, metric: str, title: str, path: Path, settings: Sequence[str]) -> None:
+def plot_metric_vs_t(agg: pd.DataFrame, metric: str, title: str, path: Path, settings: Sequence[str],
+                     digest: str = "") -> None:
     """A per-t metric (accuracy in %, anything else as is) against the diffusion time t."""
     def ticks(ts: list) -> tuple[list, list[str]] | None:
         # The paper's 0.0..1.0 grid: one tick per evaluated t.
         return (ts, [format_t(t) for t in ts]) if len(ts) <= 12 else None
 
     _line_plot(agg[agg["t"].notna()], "t", metric, title, path, "diffusion time t", ticks,
-               [c for c in settings if c != "head"])
+               [c for c in settings if c != "head"], digest=digest)
 
 
 COUNT_AXES = {"points": "trajectory points K", "labels": "labelled images"}
 
 
 def plot_metric_vs_count(agg: pd.DataFrame, metric: str, title: str, path: Path, settings: Sequence[str],
-                         axis: str) -> None:
+                         axis: str, digest: str = "") -> None:
     """A metric against a count (``axis``: K trajectory points or labelled images), log x, one subplot per head."""
     def ticks(ns: list) -> tuple[list, list[str]]:
         return [int(n) for n in ns], [str(int(n)) for n in ns]
 
     _line_plot(agg[agg[axis].notna()], axis, metric, title, path, f"{COUNT_AXES[axis]} (log scale)",
-               ticks, [c for c in settings if c not in ("head", axis)], log_x=True)
+               ticks, [c for c in settings if c not in ("head", axis)], log_x=True, digest=digest)
 
 
-def plot_heatmaps(agg: pd.DataFrame, metric: str, title: str, path: Path) -> None:
+def plot_heatmaps(agg: pd.DataFrame, metric: str, title: str, path: Path, digest: str = "") -> None:
     """A pairwise metric over (t, t2): one heatmap of the seed mean per entry, colour scale [0, 1]."""
     labels = _line_labels(agg, [])
     names = sorted(labels.unique())
@@ -184,10 +198,10 @@ def plot_heatmaps(agg: pd.DataFrame, metric: str, title: str, path: Path) -> Non
         fig.tight_layout()
         if image is not None:
             fig.colorbar(image, ax=axes, shrink=0.8)
-        _save(fig, path)
+        _save(fig, path, digest)
 
 
-def plot_bars_over_t(agg: pd.DataFrame, metric: str, title: str, path: Path) -> None:
+def plot_bars_over_t(agg: pd.DataFrame, metric: str, title: str, path: Path, digest: str = "") -> None:
     """A distribution over t per entry (attention weights): bars of the seed mean, error bars of the std."""
     agg = agg[agg["t"].notna()]
     labels = _line_labels(agg, [])
@@ -208,4 +222,4 @@ def plot_bars_over_t(agg: pd.DataFrame, metric: str, title: str, path: Path) -> 
         axes[0].set_ylabel(metric)
         fig.suptitle(f"{title}: {metric} (mean ± std over seeds)", fontsize="medium")
         fig.tight_layout()
-        _save(fig, path)
+        _save(fig, path, digest)

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 K = TypeVar("K", bound=Hashable)
@@ -28,12 +29,19 @@ SIGNIFICANCE = 0.05
 PAIRED_TEST = "one-sided paired t-test over shared seeds (scipy.stats.ttest_rel), p < 0.05"
 
 
-def confidence_interval(mean: float, std: float, n: int, level: float = CONFIDENCE) -> tuple[float, float]:
-    """Student's t interval for a mean of ``n`` values; (nan, nan) when n < 2."""
-    if n < 2 or math.isnan(std):
-        return math.nan, math.nan
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+def confidence_intervals(mean: ArrayLike, std: ArrayLike, n: ArrayLike,
+                         level: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Student's t interval of every mean of ``n`` values (arrays); NaN where n < 2 or std is NaN."""
+    mean, std, n = (np.asarray(a, dtype=np.float64) for a in (mean, std, n))
+    dof = np.where(n >= 2, n - 1, np.nan)  # t.ppf of NaN degrees of freedom is NaN
+    half = stats.t.ppf(0.5 + level / 2, dof) * std / np.sqrt(np.maximum(n, 1))
     return mean - half, mean + half
+
+
+def confidence_interval(mean: float, std: float, n: int, level: float = CONFIDENCE) -> tuple[float, float]:
+    """``confidence_intervals`` of one mean; (nan, nan) when n < 2."""
+    low, high = confidence_intervals([mean], [std], [n], level)
+    return float(low[0]), float(high[0])
 
 
 def paired_p_value(better: Mapping[int, float], worse: Mapping[int, float]) -> float:

@@ -202,9 +202,19 @@ class ResultsStore:
     >>> store.frame().groupby(["method", "t"]).value.mean()  # doctest: +SKIP
     """
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, read_only: bool = False) -> None:
+        """Open (creating or migrating it if needed) the store in ``directory``.
+
+        ``read_only``: open an existing store as it is, creating, migrating and writing nothing
+        (``run --dry-run``); ``run_keys`` reads any schema version, ``write`` fails.
+        """
         self.directory = Path(directory)
         self.path = self.directory / FILENAME
+        self.read_only = read_only
+        if read_only:
+            if not self.path.is_file():
+                raise StoreError(f"no results store at {self.path}")
+            return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -222,6 +232,11 @@ class ResultsStore:
     # -- connection and schema --------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            # Without a -wal file every committed row is in the main file: read it as immutable,
+            # which creates nothing beside it (a read-only open of a WAL database leaves -wal/-shm).
+            mode = "mode=ro" if Path(f"{self.path}-wal").exists() else "immutable=1"
+            return sqlite3.connect(f"{self.path.absolute().as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_S)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (BEGIN IMMEDIATE).
         con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         # WAL survives a killed process at any level; FULL also keeps the last commits through a
@@ -310,6 +325,16 @@ class ResultsStore:
                 attempt += 1
 
     # -- reading ----------------------------------------------------------------
+
+    def run_keys(self) -> set[tuple]:
+        """The key (``RUN_KEY`` values) of every stored run."""
+        try:
+            with closing(self._connect()) as con:
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                table = "runs" if version >= 3 else "results"  # before v3 every number carried its run's key
+                return {tuple(row) for row in con.execute(f"SELECT DISTINCT {_quoted(RUN_KEY)} FROM {table}")}
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read results store {self.path}: {e}") from e
 
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame, columns in ``COLUMNS`` order, deterministically sorted.

@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+from optuna.trial import TrialState
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from benchmarks.cache import FeatureCache
+from benchmarks.cache import FeatureCache, encode_in_chunks
 from benchmarks.data import DataSplits, stratified_split
 from benchmarks.presets import preset_settings
 from methods.base import (
@@ -105,9 +106,8 @@ def tuning_view(data: DataSplits, seed: int) -> DataSplits:
 def proxy_score(method: Method, data: DataSplits) -> float:
     """Validation accuracy of a logistic regression on the codes at t = 0.5 (the pruning signal)."""
     n = min(len(data.train), PROXY_TRAIN_CODES)
-    t_train, t_val = torch.full((n,), PROXY_T), torch.full((len(data.val),), PROXY_T)
-    x_train = method.encode(data.train.images[:n], t_train).cpu().numpy()
-    x_val = method.encode(data.val.images, t_val).cpu().numpy()
+    x_train = encode_in_chunks(method, data.train.images[:n], [PROXY_T])[0].numpy()
+    x_val = encode_in_chunks(method, data.val.images, [PROXY_T])[0].numpy()
     if not (np.isfinite(x_train).all() and np.isfinite(x_val).all()):
         return 0.0
     scaler = StandardScaler().fit(x_train)
@@ -121,9 +121,7 @@ def _pruning_callback(trial: optuna.Trial, method: Method, data: DataSplits,
 
     def on_step(step: int) -> None:
         if step % every == 0:
-            method.modules.eval()
-            score = proxy_score(method, data)
-            method.modules.train()
+            score = proxy_score(method, data)  # encode uses the EMA encoder in eval mode: training is untouched
             trial.report(score, step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"validation proxy {score:.4f} at step {step}")
@@ -169,7 +167,7 @@ def run_sweep(req: SweepRequest, data: DataSplits, device: torch.device) -> optu
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
 def best_overrides(study: optuna.Study, digits: int = 4) -> dict[str, Any]:
@@ -187,6 +185,6 @@ def save_best(study: optuna.Study, req: SweepRequest) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = {"study": study.study_name, "best_value": study.best_value, "best_params": study.best_params,
                "trials": len(study.trials), "finished": len(finished_trials(study)),
-               "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}
+               "pruned": len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))}
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return path

@@ -316,3 +316,57 @@ def test_markdown_subset_to_html():
     assert "<h1>T</h1>" in out and "<p>para with <code>x&lt;y</code> and <b>b</b> next line</p>" in out
     assert '<td><a href="L:f.md">z</a></td>' in out and '<img src="p.png" alt="cap">' in out
     assert "<ul><li>item</li></ul>" in out and "<pre><code>run &gt; x</code></pre>" in out
+
+
+def _count_drawings(monkeypatch) -> list[str]:
+    """Record every figure drawn (by file name), drawing it as usual."""
+    from benchmarks import plots
+
+    drawn = []
+
+    def counting(draw):
+        def counted(*args, **kwargs):
+            drawn.append(args[3].name)  # every plot function takes (rows, metric, title, path, ...)
+            return draw(*args, **kwargs)
+        return counted
+
+    for name in ("plot_metric_vs_t", "plot_metric_vs_count", "plot_heatmaps", "plot_bars_over_t"):
+        monkeypatch.setattr(plots, name, counting(getattr(plots, name)))
+    return drawn
+
+
+def test_generate_redraws_only_the_figures_whose_data_changed(tmp_path, monkeypatch):
+    frame = _frame(tmp_path)
+    out = tmp_path / "lb"
+    drawn = _count_drawings(monkeypatch)
+    generate(frame, out)
+    assert sorted(drawn) == ["probe_accuracy_vs_t.png", "svm_accuracy_vs_labels.png"]
+    drawn.clear()
+    generate(frame, out)
+    assert drawn == [], "an up-to-date figure is not drawn again"
+    changed = frame.copy()
+    changed.loc[(changed.protocol == "probe") & (changed.metric == "accuracy"), "value"] -= 0.01
+    generate(changed, out)
+    assert drawn == ["probe_accuracy_vs_t.png"]
+    (out / "digits" / "svm_accuracy_vs_labels.png").write_bytes(b"not a png")
+    drawn.clear()
+    generate(changed, out)
+    assert drawn == ["svm_accuracy_vs_labels.png"], "a damaged figure is drawn again"
+
+
+def test_check_draws_nothing_and_flags_a_figure_drawn_from_other_data(tmp_path, monkeypatch):
+    from benchmarks.leaderboard import check
+
+    frame = _frame(tmp_path)
+    out = tmp_path / "lb"
+    generate(frame, out)
+    drawn = _count_drawings(monkeypatch)
+    assert check(frame, out) == []
+    changed = frame.copy()
+    changed.loc[changed.protocol == "svm", "value"] += 0.01
+    problems = check(changed, out)
+    assert drawn == []
+    assert "changed: digits/svm_accuracy_vs_labels.png" in problems
+    assert "changed: digits/probe_accuracy_vs_t.png" not in problems
+    (out / "digits" / "probe_accuracy_vs_t.png").unlink()
+    assert "missing: digits/probe_accuracy_vs_t.png" in check(frame, out)

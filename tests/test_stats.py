@@ -9,6 +9,7 @@ from benchmarks.stats import (
     average_ranks,
     better_than_next,
     confidence_interval,
+    confidence_intervals,
     paired_p_value,
     significantly_better,
 )
@@ -22,6 +23,16 @@ def test_confidence_interval_is_students_t():
     lo, hi = confidence_interval(1.0, 2.0, 30)  # t_{0.975, 29} = 2.045230
     assert hi - 1.0 == pytest.approx(2.045230 * 2.0 / math.sqrt(30), abs=1e-5)
     assert all(math.isnan(x) for x in confidence_interval(0.5, math.nan, 1))
+
+
+def test_confidence_intervals_of_many_means_at_once():
+    # Rows as aggregate() gives them: 3 seeds, 30 seeds, one seed, 2 seeds without spread.
+    low, high = confidence_intervals([0.93, 1.0, 0.5, 0.7], [0.036056, 2.0, math.nan, 0.0], [3, 30, 1, 2])
+    half = 4.302653 * 0.036056 / math.sqrt(3)  # t_{0.975, 2} from the tables
+    assert (low[0], high[0]) == pytest.approx((0.93 - half, 0.93 + half), abs=1e-6)
+    assert high[1] - 1.0 == pytest.approx(2.045230 * 2.0 / math.sqrt(30), abs=1e-5)
+    assert math.isnan(low[2]) and math.isnan(high[2])
+    assert (low[3], high[3]) == (0.7, 0.7)
 
 
 def test_paired_t_test_matches_the_closed_form_for_three_seeds():

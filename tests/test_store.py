@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import store as store_module
-from benchmarks.store import COLUMNS, ResultsStore, RunInfo, StoreError
+from benchmarks.store import COLUMNS, RUN_KEY, ResultsStore, RunInfo, StoreError
 from protocols.base import Record
 
 
@@ -185,11 +185,10 @@ def test_unwritable_directory(tmp_path):
     assert issubclass(StoreError, RuntimeError)
 
 
-def test_a_version_1_store_is_migrated_in_place(tmp_path):
-    """A store written before t2 existed opens, keeps its rows, and gains the column."""
-    from benchmarks.store import _CREATE_INDEX, _CREATE_TABLE_V1, _V1_COLUMNS, SCHEMA_VERSION
+def _version_1_store(path):
+    """A store file as schema version 1 wrote it, holding one number of the run ('', '', ... seed 0)."""
+    from benchmarks.store import _CREATE_INDEX, _CREATE_TABLE_V1, _V1_COLUMNS
 
-    path = tmp_path / "res" / "results.sqlite"
     path.parent.mkdir()
     con = sqlite3.connect(path)
     con.execute(_CREATE_TABLE_V1)
@@ -204,6 +203,12 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path):
     con.commit()
     con.close()
 
+
+def test_a_version_1_store_is_migrated_in_place(tmp_path):
+    """A store written before t2 existed opens, keeps its rows, and gains the column."""
+    from benchmarks.store import SCHEMA_VERSION
+
+    _version_1_store(tmp_path / "res" / "results.sqlite")
     store = ResultsStore(tmp_path / "res")
     assert store.schema_version == SCHEMA_VERSION
     old = store.frame()
@@ -232,3 +237,33 @@ def test_opening_an_up_to_date_store_writes_nothing(tmp_path):
     before = path.read_bytes()
     ResultsStore(tmp_path / "res").frame()
     assert path.read_bytes() == before
+
+
+def _folder_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("version", [1, "current"])
+def test_a_read_only_store_gives_its_run_keys_and_writes_nothing(tmp_path, version):
+    folder = tmp_path / "res"
+    if version == 1:
+        _version_1_store(folder / "results.sqlite")
+        expected = {("", "", "", "", "", 0)}
+    else:
+        store = ResultsStore(folder)
+        store.write(_run(), _records())
+        store.write(_run(seed=1), _records())
+        expected = {tuple(getattr(_run(seed=s), k) for k in RUN_KEY) for s in (0, 1)}
+    before = _folder_bytes(folder)
+    read_only = ResultsStore(folder, read_only=True)
+    assert read_only.run_keys() == expected
+    assert _folder_bytes(folder) == before, "no migration, no -wal/-shm file, no write"
+    with pytest.raises(StoreError):
+        read_only.write(_run(seed=2), _records())
+    assert read_only.run_keys() == expected
+
+
+def test_a_read_only_store_must_exist(tmp_path):
+    with pytest.raises(StoreError, match="no results store"):
+        ResultsStore(tmp_path / "nothing", read_only=True)
+    assert not (tmp_path / "nothing").exists()

@@ -90,3 +90,20 @@ def test_bad_sweep_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_the_pruning_proxy_encodes_in_chunks_as_one_forward_would(toy_data, monkeypatch):
+    from benchmarks import cache
+    from tests.conftest import smoke_method
+
+    method, _ = smoke_method("drl", toy_data)
+    forwards = []
+    encode_times = method.encode_times
+    monkeypatch.setattr(method, "encode_times", lambda x, ts: forwards.append(len(x)) or encode_times(x, ts))
+    monkeypatch.setitem(cache.ROWS_PER_FORWARD, "cpu", 10)
+    score = sweep.proxy_score(method, toy_data)
+    assert 0.0 <= score <= 1.0
+    assert max(forwards) == 10 and sum(forwards) == len(toy_data.train) + len(toy_data.val)
+    chunked = cache.encode_in_chunks(method, toy_data.val.images, [sweep.PROXY_T])[0]
+    whole = method.encode(toy_data.val.images, torch.full((len(toy_data.val),), sweep.PROXY_T))
+    torch.testing.assert_close(chunked, whole.cpu(), rtol=1e-5, atol=1e-5)
