@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks run | sweep | leaderboard | results | list``.
+"""Command line: ``python -m benchmarks run | sweep | export | leaderboard | results | list``.
 
 Exit status: 0 done; 1 ``leaderboard --check`` found differences; 2 bad input (one
 line naming the bad value and the valid choices, no traceback), or a results
@@ -51,6 +51,17 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _times(text: str) -> tuple[float, ...]:
+    try:
+        ts = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers (e.g. 0,0.5,1)") from None
+    bad = [t for t in ts if not 0.0 <= t <= 1.0]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: t must lie in [0, 1]; got {bad[0]}")
+    return ts
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -94,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="no new trials: run the best parameters with --seeds on the test split")
     sweep.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="seeds for --finalize (default 0,1,2)")
 
+    export = sub.add_parser("export", help="write a pretrained run's codes at chosen t to a .npz file")
+    export.add_argument("--method", required=True, help="one method (see `list methods`)")
+    export.add_argument("--dataset", default="digits", help="as for run (default digits)")
+    export.add_argument("--seed", type=int, default=0, help="the pretraining seed (default 0)")
+    export.add_argument("--t", dest="ts", type=_times, required=True, help="comma-separated t in [0, 1], e.g. 0,0.5,1")
+    export.add_argument("--out", required=True, help="the .npz file to write")
+    export.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)} (default quick)")
+    export.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="the run's preset overrides (repeatable), as given to run")
+    export.add_argument("--data-root", default="data", help="where dataset files are (default data/)")
+    export.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
+    export.add_argument("--results", default="results", help="results store and caches (default results/)")
+    export.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    export.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     board = sub.add_parser("leaderboard", help="regenerate the leaderboards from the results store")
     board.add_argument("--results", default="results")
     board.add_argument("--leaderboards", default="leaderboards")
@@ -109,6 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Where a run writes is the reader's choice, not part of what produced a number: a stored command
+# names no output folder (nor a machine path through one), so it runs as written from a fresh clone.
+OUTPUT_OPTIONS = ("--results", "--leaderboards")
+DISPLAY_OPTIONS = ("--no-progress",)
+
+
+def reproduction_command(argv: Sequence[str]) -> str:
+    """``python -m benchmarks`` + ``argv`` without its output folders and display options."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in OUTPUT_OPTIONS:
+            skip = True  # its value follows
+        elif arg in DISPLAY_OPTIONS or arg.split("=", 1)[0] in OUTPUT_OPTIONS:
+            continue
+        else:
+            kept.append(arg)
+    return "python -m benchmarks " + shlex.join(kept)
+
+
 def _run_request(args: argparse.Namespace, argv: Sequence[str]) -> RunRequest:
     """The run that ``run`` (or ``sweep --finalize``, with the best parameters added) makes."""
     return RunRequest(
@@ -116,7 +163,7 @@ def _run_request(args: argparse.Namespace, argv: Sequence[str]) -> RunRequest:
         seeds=args.seeds, overrides=tuple(args.overrides), data_root=args.data_root,
         download=args.download, results=args.results, leaderboards=args.leaderboards,
         device=args.device, progress=not args.no_progress,
-        command="python -m benchmarks " + shlex.join(argv),
+        command=reproduction_command(argv),
     )
 
 
@@ -195,6 +242,31 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from benchmarks.export import export_codes
+
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: seeds are non-negative integers")
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise UsageError(f"--out {args.out}: the file name must end in .npz")
+    if out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; valid: a .npz file path")
+    request = RunRequest(
+        methods=_names(args.method), protocols=(), dataset=args.dataset, preset=args.preset, seeds=(args.seed,),
+        overrides=tuple(args.overrides), data_root=args.data_root, download=args.download, results=args.results,
+        device=args.device, progress=not args.no_progress, encode_only=True)
+    if len(request.methods) != 1:
+        raise UsageError(f"--method {args.method!r}: export writes one method's codes; give one")
+    plan = validate(request)
+    try:
+        export_codes(plan, args.seed, args.ts, out, log=lambda s: print(s, file=sys.stderr))
+    except OSError as err:
+        raise UsageError(f"--out {args.out}: cannot write it ({err.strerror or err}); "
+                         "valid: a path in a folder this user can write to") from None
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     store = Path(args.results) / "results.sqlite"
     if not store.is_file():
@@ -227,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, argv)
         if args.command == "sweep":
             return cmd_sweep(args, argv)
+        if args.command == "export":
+            return cmd_export(args)
         if args.command == "leaderboard" and args.check:
             return cmd_check(args)
         if args.command == "leaderboard":

@@ -33,7 +33,10 @@ K = TypeVar("K")  # a cell's key in a table
 ENTRY_COLUMNS = ("method", "variant", "preset")  # what identifies a competitor
 SETTING_COLUMNS = ("head", "labels", "points", "t2")  # shown as extra row columns when used
 AGG_KEYS = ["method", "variant", "preset", "metric", "head", "labels", "points", "t2", "t"]
-AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n", "ci_low", "ci_high"]  # the per-page CSV
+# at_edge: how many of the n seeds chose a hyper-parameter at an end of its grid; edge_n: of how many
+# seeds the rows record it at all (0: the number involves no selection on a grid).
+AGG_COLUMNS = [*AGG_KEYS, "mean", "std", "n", "ci_low", "ci_high", "at_edge", "edge_n"]  # the per-page CSV
+EDGE_MARK = "‡"
 GENERATED_SUFFIXES = (".md", ".csv", ".png", ".json")  # what stale-page removal may delete
 CONFIG_FOLDER = "configs"  # full settings per config hash, linked from every page
 COMMIT_FOLDER = "commits"  # per commit: the runs it produced, linked from every page
@@ -44,7 +47,7 @@ DASH = "–"  # std of a single seed, or a quantity not recorded
 # Columns a frame may lack (older stores, hand-made frames) and what they mean then.
 _OPTIONAL_COLUMNS = {
     "variant": "", "preset": "", "head": None, "labels": None, "points": None, "t": math.nan, "t2": math.nan,
-    "command": "", "commit": "", "config_hash": "", "config": "",
+    "command": "", "commit": "", "config_hash": "", "config": "", "setting": "",
     "pretrain_wall_time_s": math.nan, "images_per_s": math.nan, "wall_time_s": math.nan,
 }  # fmt: skip
 
@@ -69,7 +72,16 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("int64")
+    df["at_edge"] = df["setting"].map(setting_at_edge).astype("float64")
     return df
+
+
+def setting_at_edge(setting: object) -> float:
+    """1.0 / 0.0 when a row's ``setting`` JSON records ``at_edge`` True / False, NaN when it does not."""
+    if not isinstance(setting, str) or '"at_edge"' not in setting:
+        return math.nan
+    value = json.loads(setting).get("at_edge")
+    return math.nan if value is None else float(bool(value))
 
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,13 +92,15 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
 def _aggregate_normalised(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "protocol", *AGG_KEYS]
     if df.empty:
-        return pd.DataFrame(columns=[*keys, "mean", "std", "n", "ci_low", "ci_high"])
+        return pd.DataFrame(columns=[*keys, *AGG_COLUMNS[len(AGG_KEYS):]])
     # Summed in seed order: the same numbers give the same last bit however the frame is ordered
     # (a figure records a digest of its means, so a shuffled store must not redraw it).
     ordered = df.sort_values(["seed", "value"], kind="stable")
-    grouped = ordered.groupby(keys, dropna=False, sort=True)["value"]
-    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
-    out["n"] = out["n"].astype("int64")
+    grouped = ordered.groupby(keys, dropna=False, sort=True)
+    out = grouped.agg(mean=("value", "mean"), std=("value", "std"), n=("value", "count"),
+                      at_edge=("at_edge", "sum"), edge_n=("at_edge", "count")).reset_index()
+    for col in ("n", "at_edge", "edge_n"):
+        out[col] = out[col].astype("int64")
     out["ci_low"], out["ci_high"] = stats.confidence_intervals(out["mean"], out["std"], out["n"])
     return out
 
@@ -117,16 +131,18 @@ class Cell(NamedTuple):
     n: int
     ci_low: float
     ci_high: float
+    at_edge: int = 0  # seeds whose selection sat at an end of its grid
 
     @classmethod
     def of(cls, rec: dict) -> Cell:
-        return cls(rec["mean"], rec["std"], int(rec["n"]), rec["ci_low"], rec["ci_high"])
+        return cls(rec["mean"], rec["std"], int(rec["n"]), rec["ci_low"], rec["ci_high"], int(rec.get("at_edge", 0)))
 
 
 def format_cell(cell: Cell, metric: str, bold: bool = False, better_than_next: bool = False) -> str:
     """``mean ± std [95% CI] (n)``; accuracies in %, std '–' and no interval for a single seed.
 
     ``better_than_next`` appends a dagger: significantly better than the next entry (paired test).
+    A cell some of whose seeds chose a hyper-parameter at an end of its grid gets ``EDGE_MARK``.
     """
     if cell.n == 0 or math.isnan(cell.mean):
         return ""
@@ -137,7 +153,7 @@ def format_cell(cell: Cell, metric: str, bold: bool = False, better_than_next: b
     else:
         text = (f"{shown} ± {_fmt_number(cell.std, metric)} [{_fmt_number(cell.ci_low, metric)}, "
                 f"{_fmt_number(cell.ci_high, metric)}] ({cell.n})")
-    return text + (" †" if better_than_next else "")
+    return text + (" †" if better_than_next else "") + (f" {EDGE_MARK}" if cell.at_edge else "")
 
 
 def _md_escape(text: str) -> str:
@@ -480,6 +496,7 @@ def _page_text(
         "diffusion time t, columns K=... the number of trajectory points.",
         "",
     ]
+    lines += _edge_summary(agg)
     lines += _commands_section(page)
     lines += _protocol_notes(protocol)
     lines += _summary_section(protocol, agg, page)
@@ -490,6 +507,23 @@ def _page_text(
         lines += [*metric_table(agg[agg["metric"] == metric], metric, page[page["metric"] == metric]), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
+
+
+def edge_counts(agg: pd.DataFrame) -> tuple[int, int]:
+    """(cells with a selection at an edge of its grid for some seed, cells that record one)."""
+    known = agg[agg["edge_n"] > 0]
+    return int((known["at_edge"] > 0).sum()), len(known)
+
+
+def _edge_summary(agg: pd.DataFrame) -> list[str]:
+    edged, known = edge_counts(agg)
+    if not known:
+        return []
+    return [f"{EDGE_MARK} marks a cell for which, in at least one seed, a hyper-parameter chosen on validation "
+            "(the linear head's L2 strength, an SGD head's learning rate, or its epoch: still improving "
+            "when training stopped) sat at an end of its grid, so the grid or the training may be too "
+            f"short: **{edged} of {known} cells ({100 * edged / known:.1f} %)**. Each row's `at_edge` is "
+            "in `python -m benchmarks results --format csv`.", ""]
 
 
 def _page_csv(agg: pd.DataFrame) -> str:

@@ -26,7 +26,7 @@ from benchmarks.presets import (
     SettingError,
     canonical_variant,
     parse_overrides,
-    preset_settings,
+    settings_with,
 )
 from benchmarks.store import ResultsStore, RunInfo, StoreError
 from methods.base import (
@@ -72,6 +72,7 @@ class RunRequest:
     progress: bool = True
     command: str = ""
     sweep: dict[str, Any] | None = None  # the Optuna study the overrides come from (its budget: trials)
+    encode_only: bool = False  # export: no protocol runs, so none is needed
 
 
 @dataclass
@@ -85,7 +86,8 @@ class Plan:
 
 def validate(req: RunRequest) -> Plan:
     _check_names("method", req.methods, available_methods())
-    _check_names("protocol", req.protocols, available_protocols())
+    if not req.encode_only:
+        _check_names("protocol", req.protocols, available_protocols())
     _check_names("preset", (req.preset,), list(PRESETS))
     if not req.seeds:
         raise UsageError("--seeds is empty; give integers such as 0,1,2")
@@ -122,7 +124,7 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def settings_for(plan: Plan, data: DataSplits) -> dict[str, Any]:
-    return {**preset_settings(plan.request.preset, data.image_shape), **plan.overrides}
+    return settings_with(plan.request.preset, data.image_shape, plan.overrides)
 
 
 @dataclass

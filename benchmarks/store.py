@@ -362,6 +362,8 @@ class ResultsStore:
         if fmt not in EXPORT_FORMATS:
             raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
         df = self.frame()
+        # Whether the row's selection on a grid sat at an end of it (empty: no selection on a grid).
+        df.insert(df.columns.get_loc("setting") + 1, "at_edge", df["setting"].map(_at_edge).astype(object))
         if fmt == "csv":
             buf = io.StringIO()
             # Default float formatting is repr: full precision. NaN/<NA> -> empty cell.
@@ -370,6 +372,11 @@ class ResultsStore:
         if fmt == "json":
             return json.dumps(_json_rows(df), indent=1, sort_keys=False) + "\n"
         return _markdown(df)
+
+
+def _at_edge(setting: str | None) -> bool | None:
+    value = json.loads(setting).get("at_edge") if setting else None
+    return None if value is None else bool(value)
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -402,7 +409,7 @@ def _plain(x: Any) -> Any:
 def _json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for rec in df.to_dict(orient="records"):
-        row = {c: _plain(rec[c]) for c in COLUMNS}
+        row = {c: _plain(rec[c]) for c in df.columns}
         for c in JSON_COLUMNS:
             row[c] = json.loads(row[c]) if row[c] else {}
         out.append(row)
@@ -418,7 +425,7 @@ def _md_cell(x: Any) -> str:
 
 def _markdown(df: pd.DataFrame) -> str:
     # Hand-written rather than DataFrame.to_markdown, which needs the optional `tabulate`.
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     for rec in df.itertuples(index=False):
         lines.append("| " + " | ".join(_md_cell(x) for x in rec) + " |")
     return "\n".join(lines) + "\n"

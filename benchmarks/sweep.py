@@ -38,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 
 from benchmarks.cache import FeatureCache, encode_in_chunks
 from benchmarks.data import DataSplits, stratified_split
-from benchmarks.presets import preset_settings
+from benchmarks.presets import settings_with
 from methods.base import (
     Budget,
     DataSpec,
@@ -138,7 +138,7 @@ def objective_for(req: SweepRequest, data: DataSplits, device: torch.device) -> 
 
     def objective(trial: optuna.Trial) -> float:
         params = {**method_cls.search_space(trial), **(space(trial) if space else {})}
-        settings = {**preset_settings(req.preset, data.image_shape), **dict(req.overrides), **params}
+        settings = settings_with(req.preset, data.image_shape, {**dict(req.overrides), **params})
         cfg = config_from_settings(method_cls.config_cls, settings)
         budget = config_from_settings(Budget, settings)
         options = config_from_settings(TrainOptions, settings)  # precision, compile...: as a run would

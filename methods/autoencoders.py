@@ -23,20 +23,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from methods.base import Method, MethodConfig, gaussian_sample_and_kl, register_method
+from methods.base import Method, gaussian_sample_and_kl, register_method
 from methods.drl import DiffusionConfig, encoder_and_unet
 from methods.nets.decoders import ConvDecoder
-from methods.nets.encoders import create_encoder
-from methods.sde import create_sde
+from methods.sde import SDEConfig
 
 NOISE_BANK_SIZE = 1024
 NOISE_BANK_SEED = 20240917
 
 
 @dataclass(frozen=True)
-class AutoencoderConfig(MethodConfig):
-    sde: str = "ve"              # gives sigma(t) (DAE's noise) and the noise level the encoder embeds
-    t_sampling: str = "uniform"
+class AutoencoderConfig(SDEConfig):
+    """The SDE gives sigma(t) (DAE's noise) and the noise level the encoder embeds."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +53,9 @@ class _Autoencoder(Method):
 
     def build(self) -> dict[str, nn.Module]:
         cfg = self.cfg
-        self.sde = create_sde(cfg.sde)
+        self.sde = cfg.create_sde()
         c, h, _ = self.spec.image_shape
-        encoder = create_encoder(cfg.encoder, c, self.encoder_out_dim(), cfg.encoder_width)
+        encoder = self.build_encoder()
         decoder = ConvDecoder(cfg.latent_dim, c, h, encoder.stage_widths)
         return {"encoder": encoder, "decoder": decoder}
 
@@ -132,7 +130,7 @@ class CDAE(Method):
     config_cls = DiffusionConfig
 
     def build(self) -> dict[str, nn.Module]:
-        self.sde = create_sde(self.cfg.sde)
+        self.sde = self.cfg.create_sde()
         encoder, denoiser = encoder_and_unet(self)  # DRL's networks: only the target differs
         return {"encoder": encoder, "denoiser": denoiser}
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from benchmarks.data import ImageData
 from benchmarks.registry import Registry
-from methods.nets.encoders import ENCODERS
+from methods.nets.encoders import ENCODERS, create_encoder
 from methods.training import History, TrainOptions
 from methods.training import train as train_loop
 
@@ -125,6 +125,15 @@ class Method:
 
     def encoder_out_dim(self) -> int:
         return 2 * self.cfg.latent_dim if self.probabilistic else self.cfg.latent_dim
+
+    def build_encoder(self) -> nn.Module:
+        """The dataset's time-conditioned encoder at this method's output size. A probabilistic one
+        always ends in its own Linear to (mean, log-variance), as the reference's does, whatever the
+        widths: otherwise, when 2 * latent_dim equals the pooled width, the log-variance would be a
+        post-ReLU value and the posterior std could never fall below 1."""
+        cfg = self.cfg
+        return create_encoder(cfg.encoder, self.spec.image_shape[0], self.encoder_out_dim(), cfg.encoder_width,
+                              always_project=self.probabilistic)
 
     def point_code(self, encoder_out: Tensor) -> Tensor:
         """The representation from an encoder output: the mean for a probabilistic encoder."""

@@ -18,23 +18,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from methods.base import Method, MethodConfig, gaussian_sample_and_kl, register_method
-from methods.nets.encoders import create_encoder
+from methods.base import Method, gaussian_sample_and_kl, register_method
 from methods.nets.score_unet import ScoreUNet
-from methods.sde import create_sde
+from methods.sde import SDEConfig
 
 
 @dataclass(frozen=True)
-class DiffusionConfig(MethodConfig):
+class DiffusionConfig(SDEConfig):
     """A forward SDE, how t is drawn, and the conditional U-Net that reads x_t."""
 
-    sde: str = "ve"
-    t_sampling: str = "uniform"        # or "sigma-uniform" (more weight on high noise)
     score_width: int = 32
     score_mults: tuple[int, ...] = (1, 2, 2)
     score_blocks: int = 1
     score_dropout: float = 0.1
     score_attn: tuple[int, ...] = ()   # resolutions with self-attention (the paper: 16)
+    score_z_map: bool = True           # the reference's second path for z: a feature map at the bottleneck
 
 
 @dataclass(frozen=True)
@@ -46,9 +44,9 @@ def encoder_and_unet(method: Method) -> tuple[nn.Module, ScoreUNet]:
     """E(x0, t) of the clean image, and the U-Net that reads x_t conditioned on its code."""
     cfg: DiffusionConfig = method.cfg
     c, h, _ = method.spec.image_shape
-    encoder = create_encoder(cfg.encoder, c, method.encoder_out_dim(), cfg.encoder_width)
+    encoder = method.build_encoder()
     unet = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
-                     cfg.score_dropout, cfg.score_attn, image_size=h)
+                     cfg.score_dropout, cfg.score_attn, image_size=h, z_map=cfg.score_z_map)
     return encoder, unet
 
 
@@ -59,7 +57,7 @@ class DRL(Method):
     config_cls = DRLConfig
 
     def build(self) -> dict[str, nn.Module]:
-        self.sde = create_sde(self.cfg.sde)
+        self.sde = self.cfg.create_sde()
         encoder, score = encoder_and_unet(self)
         return {"encoder": encoder, "score": score}
 

@@ -15,6 +15,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from methods.base import MethodConfig
+
 T_SAMPLINGS = ("uniform", "sigma-uniform")
 
 
@@ -115,10 +117,48 @@ class VPSDE(SDE):
 SDES: dict[str, type[SDE]] = {"ve": VESDE, "vp": VPSDE}
 
 
-def create_sde(name: str) -> SDE:
+def create_sde(name: str, sigma_min: float = 0.01, sigma_max: float = 50.0, beta_min: float = 0.1,
+               beta_max: float = 20.0) -> SDE:
+    """The named SDE with its constants (each SDE takes its own two; the paper's by default)."""
     if name not in SDES:
         raise ValueError(f"unknown sde {name!r}; valid: {', '.join(SDES)}")
-    return SDES[name]()
+    if name == "ve":
+        return VESDE(sigma_min=sigma_min, sigma_max=sigma_max)
+    return VPSDE(beta_min=beta_min, beta_max=beta_max)
+
+
+def check_sde_constants(sigma_min: float, sigma_max: float, beta_min: float, beta_max: float) -> None:
+    """A one-line ValueError naming the first bad constant and what it must be."""
+    rules = (("sigma_min", sigma_min, sigma_min > 0, "> 0"),
+             ("sigma_max", sigma_max, sigma_max > sigma_min, f"> sigma_min ({sigma_min})"),
+             ("beta_min", beta_min, beta_min >= 0, ">= 0"),
+             ("beta_max", beta_max, beta_max > beta_min, f"> beta_min ({beta_min})"))
+    for name, value, ok, rule in rules:
+        if not (math.isfinite(value) and ok):
+            raise ValueError(f"{name} must be a finite number {rule}; got {value}")
+
+
+@dataclass(frozen=True)
+class SDEConfig(MethodConfig):
+    """The forward SDE of a method that draws t, its constants, and how t is drawn."""
+
+    sde: str = "ve"
+    t_sampling: str = "uniform"  # or "sigma-uniform" (more weight on high noise)
+    sigma_min: float = 0.01      # VE: sigma(t) = sigma_min (sigma_max / sigma_min)^t
+    sigma_max: float = 50.0
+    beta_min: float = 0.1        # VP: beta(t) linear from beta_min to beta_max
+    beta_max: float = 20.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.sde not in SDES:
+            raise ValueError(f"unknown sde {self.sde!r}; valid: {', '.join(SDES)}")
+        if self.t_sampling not in T_SAMPLINGS:
+            raise ValueError(f"unknown t_sampling {self.t_sampling!r}; valid: {', '.join(T_SAMPLINGS)}")
+        check_sde_constants(self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
+
+    def create_sde(self) -> SDE:
+        return create_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
 
 
 def _bcast(v: Tensor, like: Tensor) -> Tensor:

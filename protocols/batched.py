@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -80,6 +80,8 @@ class HeadSelection:
     epoch: list[int]           # chosen epoch (1-based) per t
     val_accuracy: list[float]  # validation accuracy of the chosen head per t
     test_accuracy: list[float]  # test accuracy of the chosen head per t (scored once)
+    at_edge: list[bool] = field(default_factory=list)  # lr at an end of its grid, or still improving at the end
+    epochs_run: int = 0        # epochs trained before every head stalled (or the limit)
 
 
 def standardise(train: Tensor, *others: Tensor) -> list[Tensor]:
@@ -108,6 +110,7 @@ def fit_select_score_seeds(
     seed: int,
     head_seeds: int = 1,
     progress: bool = False,
+    patience: int | None = None,
 ) -> list[HeadSelection]:
     """Train heads for every (head seed, lr, t) on ``train``, pick lr and epoch per (head seed, t) on
     ``val``, score ``test`` once; one selection per head seed.
@@ -115,11 +118,17 @@ def fit_select_score_seeds(
     Features are (T, N, d) tensors, labels (N,) tensors, all on one device. Head
     seed s has its own initial weights, mini-batch order and dropout masks; head
     seed 0 draws from ``seed`` alone, so it does not depend on ``head_seeds``.
+    With ``patience``, training stops once every head has gone that many epochs
+    without improving on validation (``epochs`` is then a limit). A selection is
+    ``at_edge`` when its lr is an end of ``lrs`` or its head was still improving
+    when training stopped (best epoch within the last ``patience`` epochs, or the
+    last epoch without patience). Per (head seed, t) the epoch is each lr's best
+    on validation, and the lr is chosen by ``one_standard_error_choice``.
     """
     with torch.random.fork_rng(devices=[]):  # dropout draws from the seed, caller's RNG untouched
         torch.manual_seed(seed)
         return _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden,
-                                 dropout, weight_decay, seed, head_seeds, progress)
+                                 dropout, weight_decay, seed, head_seeds, progress, patience)
 
 
 def head_seed_generator(seed: int, head_seed: int, device: torch.device | str = "cpu",
@@ -133,7 +142,7 @@ def head_seed_generator(seed: int, head_seed: int, device: torch.device | str = 
 
 
 def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
-                      weight_decay, seed, n_seeds, progress) -> list[HeadSelection]:
+                      weight_decay, seed, n_seeds, progress, patience) -> list[HeadSelection]:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
     n_t, n_train, in_dim = x_tr.shape
     n_heads = n_seeds * n_t  # seed-major: head s * T + t reads feature set t in seed s's order
@@ -153,8 +162,10 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
     x_va, x_te = (x.repeat(n_seeds, 1, 1) for x in (x_va, x_te))  # every seed's heads read them
 
     desc = f"{'mlp' if hidden else 'linear'} heads x {len(lrs) * n_heads}"
+    epochs_run = 0
     for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch",
                       dynamic_ncols=True, mininterval=1.0):
+        epochs_run = epoch
         orders = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(device)  # (S, N)
         for start in range(0, n_train, batch_size):
             idx = orders[:, start:start + batch_size]
@@ -174,9 +185,10 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
                 best_epoch[i] = torch.where(improved, epoch, best_epoch[i])
                 for keep, p in zip(snapshot[i], h.parameters()):
                     keep[improved] = p.detach()[improved]
+        if patience is not None and bool((epoch - best_epoch >= patience).all()):
+            break  # every head has stalled: later epochs could only be chosen by chance
 
-    # Per (seed, t), the learning rate whose best validation accuracy is highest (ties: the first listed).
-    chosen = best_acc.argmax(dim=0)  # (S*T,)
+    chosen = one_standard_error_choice(best_acc, len(y_va))  # (S*T,)
     cols = torch.arange(n_heads, device=device)
     with torch.no_grad():
         final = _stack_heads([BatchedHeads(n_t, in_dim, n_classes, hidden, dropout, g) for g in gens]).to(device)
@@ -185,8 +197,12 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
         test_acc = _accuracy(final, x_te, y_te, batch_size * 8)
     lr, epoch_, val_acc, test_acc = (
         v.view(n_seeds, n_t).tolist() for v in (chosen, best_epoch[chosen, cols], best_acc[chosen, cols], test_acc))
+    still_improving = epochs_run - (patience or 1)  # a best epoch after this had not stalled when training ended
+    def at_edge(i: int, e: int) -> bool:
+        return len(lrs) == 1 or i in (0, len(lrs) - 1) or e > still_improving
     return [HeadSelection(lr=[float(lrs[i]) for i in lr[s]], epoch=epoch_[s], val_accuracy=val_acc[s],
-                          test_accuracy=test_acc[s]) for s in range(n_seeds)]
+                          test_accuracy=test_acc[s], at_edge=[at_edge(i, e) for i, e in zip(lr[s], epoch_[s])],
+                          epochs_run=epochs_run) for s in range(n_seeds)]
 
 
 def _stack_heads(per_seed: list[BatchedHeads]) -> BatchedHeads:
@@ -203,6 +219,27 @@ def _stack_heads(per_seed: list[BatchedHeads]) -> BatchedHeads:
 def _summed_head_losses(scores: Tensor, y: Tensor) -> Tensor:
     """The sum over heads of each head's mean cross-entropy; (H, C, B) logits, (H, B) labels."""
     return F.cross_entropy(scores, y) * len(scores)  # every head has B rows
+
+
+def one_standard_error_choice(val_accuracy: Tensor, n_val: int) -> Tensor:
+    """Per column of (G, H) validation accuracies over a grid of G ordered values, the index chosen.
+
+    The one-standard-error rule (Hastie, Tibshirani & Friedman, ESL 7.10): every
+    value within one binomial standard error of the best accuracy is as good as
+    the best on this validation set; of those, the one nearest the middle of
+    the grid is taken (ties: the first). A validation set's noise then never
+    pushes a choice to an end of the grid: only a real trend does, and that is
+    what ``at_edge`` reports.
+    """
+    best = val_accuracy.amax(dim=0)
+    se = (best * (1 - best) / n_val).sqrt()
+    within = val_accuracy >= best - se - 1e-9
+    centre = (len(val_accuracy) - 1) / 2
+    distance = (torch.arange(len(val_accuracy), device=val_accuracy.device) - centre).abs().unsqueeze(1)
+    # Among the candidates, the smallest distance to the centre, then the first index.
+    key = torch.where(within, distance * len(val_accuracy) + torch.arange(len(val_accuracy),
+                      device=val_accuracy.device).unsqueeze(1), torch.full_like(distance, math.inf))
+    return key.argmin(dim=0)
 
 
 def _accuracy(heads: BatchedHeads, x: Tensor, y: Tensor, chunk: int) -> Tensor:

@@ -55,5 +55,5 @@ def save_subset(index: torch.Tensor, folder: Path | None, name: str) -> dict[str
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             path.write_text(json.dumps({"indices": values, "sha256": digest}))
-        info["split_file"] = str(path)
+        info["split_file"] = f"{path.parent.parent.name}/splits/{path.name}"  # relative to the results folder
     return info

@@ -1,11 +1,20 @@
 """Frozen-encoder probe per t (DRL paper, Figure 4; follow-up, per-t probes).
 
-For every t in the grid, a head on the frozen codes E(x, t): ``linear``, or the
-papers' ``mlp`` (Linear(d, hidden) -> ReLU -> Dropout -> Linear). All t and
-learning rates train together as one batched model; learning rate and epoch
-are chosen on the validation split, the test split is scored once with that
-choice, and the best t is chosen on validation too. A static method (codes that
-ignore t) gets one head per setting, reported at every t, and no ``best_t``.
+For every t in the grid, a head on the frozen codes E(x, t):
+
+- ``linear``: multinomial logistic regression solved to convergence (L-BFGS),
+  L2 strength chosen on validation (``protocols.logistic``), so the number
+  measures how linearly separable the codes are, not how fast a head fits;
+- ``mlp``: the follow-up's Linear(d, hidden) -> ReLU -> Dropout -> Linear;
+- ``linear-sgd``: the DRL paper's single-layer head trained by SGD (Adam).
+
+The SGD heads of all t and learning rates train together as one batched model,
+with early stopping on validation; learning rate and epoch are chosen on the
+validation split. Every choice made on a grid records ``at_edge``: True when it
+sits at an end of its grid (the grid may be too narrow or the head not
+converged). The test split is scored once with the choice, and the best t is
+chosen on validation too. A static method (codes that ignore t) gets one head
+per setting, reported at every t, and no ``best_t``.
 """
 
 from __future__ import annotations
@@ -23,15 +32,19 @@ from protocols.base import (
     times_to_encode,
 )
 from protocols.batched import HeadSelection, fit_select_score_seeds, standardise
+from protocols.logistic import DEFAULT_CS, LogisticSelection, fit_select_score_logistic
 
-HEADS = ("linear", "mlp")
+HEADS = ("linear", "mlp", "linear-sgd")
 
 
 @dataclass(frozen=True)
 class ProbeConfig(TimeGridConfig):
-    heads: tuple[str, ...] = HEADS
-    probe_lrs: tuple[float, ...] = (1e-3, 3e-3)
-    probe_epochs: int = 30
+    heads: tuple[str, ...] = ("linear", "mlp")
+    probe_Cs: tuple[float, ...] = DEFAULT_CS  # inverse L2 strengths of the linear head (scikit-learn's C)
+    probe_max_iter: int = 1000     # L-BFGS iterations of the linear head, at most
+    probe_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    probe_epochs: int = 100        # at most; SGD heads stop early once validation stalls
+    probe_patience: int = 15       # epochs without a validation improvement before a head is done
     probe_batch_size: int = 256
     probe_hidden: int = 512
     probe_dropout: float = 0.25
@@ -45,8 +58,14 @@ class ProbeConfig(TimeGridConfig):
         super().__post_init__()
         if not self.probe_lrs or any(lr <= 0 for lr in self.probe_lrs):
             raise ValueError(f"probe_lrs must be positive; got {self.probe_lrs!r}")
+        if not self.probe_Cs or any(not c > 0 for c in self.probe_Cs):
+            raise ValueError(f"probe_Cs must be positive; got {self.probe_Cs!r}")
+        if self.probe_max_iter < 1:
+            raise ValueError(f"probe_max_iter must be >= 1; got {self.probe_max_iter}")
         if self.probe_epochs < 1:
             raise ValueError(f"probe_epochs must be >= 1; got {self.probe_epochs}")
+        if self.probe_patience < 1:
+            raise ValueError(f"probe_patience must be >= 1; got {self.probe_patience}")
         if self.probe_head_seeds < 1:
             raise ValueError(f"probe_head_seeds must be >= 1; got {self.probe_head_seeds}")
 
@@ -100,6 +119,39 @@ class ProbeInputs:
         return cls(ts, trained_ts, standardise(*feats), labels)  # label-free statistics of all train codes
 
 
+@dataclass
+class HeadResult:
+    """One head's choice per trained t: validation and test accuracy, at_edge, what was chosen."""
+
+    val_accuracy: list[float]
+    test_accuracy: list[float]
+    at_edge: list[bool]
+    choices: list[dict]  # per t: the chosen hyper-parameters (C, or lr and epoch), kept in the record
+
+
+def fit_head(head: str, feats: list[Tensor], targets: list[Tensor], n_classes: int, cfg: ProbeConfig,
+             seed: int, progress: bool = False) -> HeadResult:
+    """Fit ``head`` on (train, val, test) codes of every trained t; select on val, score test once."""
+    splits = list(zip(feats, targets))
+    if head == "linear":
+        fit = fit_select_score_logistic(*splits, n_classes=n_classes, Cs=cfg.probe_Cs, max_iter=cfg.probe_max_iter)
+        return HeadResult(fit.val_accuracy, fit.test_accuracy, fit.at_edge, _logistic_choices(fit))
+    per_seed = fit_select_score_seeds(
+        *splits, n_classes=n_classes, lrs=cfg.probe_lrs, epochs=cfg.probe_epochs,
+        batch_size=cfg.probe_batch_size, hidden=cfg.probe_hidden if head == "mlp" else None,
+        dropout=cfg.probe_dropout, weight_decay=cfg.probe_weight_decay, seed=seed,
+        head_seeds=cfg.probe_head_seeds, progress=progress, patience=cfg.probe_patience,
+    )
+    sel = _mean_over_head_seeds(per_seed)
+    choices = [{"lr": sel.lr[i], "epoch": sel.epoch[i], "epochs_run": sel.epochs_run,
+                **_head_seed_spread(per_seed, i)} for i in range(len(sel.lr))]
+    return HeadResult(sel.val_accuracy, sel.test_accuracy, sel.at_edge, choices)
+
+
+def _logistic_choices(fit: LogisticSelection) -> list[dict]:
+    return [{"C": c, "converged": ok, "lbfgs_iterations": it} for c, ok, it in zip(fit.C, fit.converged, fit.iterations)]
+
+
 def probe_records(encoded: Encoded, cfg: ProbeConfig, inputs: ProbeInputs,
                   train_subset: Tensor | None = None, labels: int | None = None) -> list[Record]:
     """Per-t heads selected on validation; ``train_subset`` limits which training images are labelled."""
@@ -110,36 +162,30 @@ def probe_records(encoded: Encoded, cfg: ProbeConfig, inputs: ProbeInputs,
         feats[0], targets[0] = feats[0][:, index], targets[0][index]
     records: list[Record] = []
     for head in cfg.heads:
-        per_seed = fit_select_score_seeds(
-            *zip(feats, targets), n_classes=encoded.data.num_classes, lrs=cfg.probe_lrs,
-            epochs=cfg.probe_epochs, batch_size=cfg.probe_batch_size,
-            hidden=cfg.probe_hidden if head == "mlp" else None, dropout=cfg.probe_dropout,
-            weight_decay=cfg.probe_weight_decay, seed=encoded.seed, head_seeds=cfg.probe_head_seeds,
-            progress=encoded.progress,
-        )
-        sel = _mean_over_head_seeds(per_seed)
+        fit = fit_head(head, feats, targets, encoded.data.num_classes, cfg, encoded.seed, encoded.progress)
         for t, i in reported_at(ts, trained_ts):
-            records.append(Record("accuracy", sel.test_accuracy[i], t=t, head=head, labels=labels, extra={
-                "lr": sel.lr[i], "epoch": sel.epoch[i], "val_accuracy": sel.val_accuracy[i],
-                **_head_seed_spread(per_seed, i)}))
-        best = max(range(len(trained_ts)), key=lambda i: (sel.val_accuracy[i], -i))
+            records.append(Record("accuracy", fit.test_accuracy[i], t=t, head=head, labels=labels, extra={
+                **fit.choices[i], "val_accuracy": fit.val_accuracy[i], "at_edge": fit.at_edge[i]}))
+        best = max(range(len(trained_ts)), key=lambda i: (fit.val_accuracy[i], -i))
         if encoded.method.time_conditioned:  # for a static method no t is better than another
             records.append(Record("best_t", ts[best], head=head, labels=labels,
-                                  extra={"val_accuracy": sel.val_accuracy[best]}))
-        records.append(Record("best_t_accuracy", sel.test_accuracy[best], head=head, labels=labels,
-                              extra={"t": trained_ts[best], "val_accuracy": sel.val_accuracy[best],
-                                     **_head_seed_spread(per_seed, best)}))
+                                  extra={"val_accuracy": fit.val_accuracy[best]}))
+        records.append(Record("best_t_accuracy", fit.test_accuracy[best], head=head, labels=labels,
+                              extra={"t": trained_ts[best], **fit.choices[best],
+                                     "val_accuracy": fit.val_accuracy[best], "at_edge": fit.at_edge[best]}))
     return records
 
 
 def _mean_over_head_seeds(per_seed: list[HeadSelection]) -> HeadSelection:
-    """Accuracies averaged over head seeds; one seed's selection as it is (lr and epoch: seed 0's)."""
+    """Accuracies averaged over head seeds (lr and epoch: seed 0's; at an edge if any seed's choice is)."""
     if len(per_seed) == 1:
         return per_seed[0]
     def mean(field: str) -> list[float]:
         return [sum(values) / len(values) for values in zip(*(getattr(s, field) for s in per_seed))]
     return HeadSelection(lr=per_seed[0].lr, epoch=per_seed[0].epoch,
-                         val_accuracy=mean("val_accuracy"), test_accuracy=mean("test_accuracy"))
+                         val_accuracy=mean("val_accuracy"), test_accuracy=mean("test_accuracy"),
+                         at_edge=[any(edges) for edges in zip(*(s.at_edge for s in per_seed))],
+                         epochs_run=max(s.epochs_run for s in per_seed))
 
 
 def _head_seed_spread(per_seed: list[HeadSelection], i: int) -> dict:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.data import DataSplits
 from protocols.base import Encoded, Record, register_protocol
-from protocols.batched import fit_select_score, standardise
+from protocols.batched import fit_select_score, one_standard_error_choice, standardise
 from protocols.labels import check_label_counts, save_subset, stratified_subset
 from protocols.sequence_heads import SEQUENCE_HEADS, ConcatMLP, GRUHead, TransformerHead
 
@@ -92,6 +92,7 @@ class FittedHead:
     epoch: int
     val_accuracy: float
     test_accuracy: float
+    at_edge: bool = False  # the lr at an end of its grid, or the best epoch the last one
 
 
 def make_head(head: str, points: int, in_dim: int, n_classes: int, cfg: SequenceHeadConfig) -> nn.Module:
@@ -110,15 +111,15 @@ def fit_select_head(build: Callable[[], nn.Module], ts: Tensor, train: tuple[Ten
                     val: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], cfg: SequenceHeadConfig,
                     seed: int, desc: str = "head", progress: bool = False) -> FittedHead:
     """Train one head per learning rate on (N, K, d) codes; keep each at its best validation epoch;
-    return the best on validation, scored once on test."""
-    best: FittedHead | None = None
+    choose the lr on validation (the probe's one-standard-error rule), score test once."""
+    fitted = []
     for lr in cfg.trajectory_lrs:
         with torch.random.fork_rng(devices=[]):  # same initialisation and dropout draws for every lr
             torch.manual_seed(seed)
-            fitted = _fit_one(build(), lr, ts, train, val, cfg, seed, f"{desc} lr={lr:g}", progress)
-        if best is None or fitted.val_accuracy > best.val_accuracy:
-            best = fitted
-    assert best is not None
+            fitted.append(_fit_one(build(), lr, ts, train, val, cfg, seed, f"{desc} lr={lr:g}", progress))
+    i = int(one_standard_error_choice(torch.tensor([[f.val_accuracy] for f in fitted]), len(val[1]))[0])
+    best = fitted[i]
+    best.at_edge = len(fitted) == 1 or i in (0, len(fitted) - 1) or best.epoch == cfg.trajectory_epochs
     best.test_accuracy = accuracy(best.module, *test, ts, cfg.trajectory_batch_size * 8)
     return best
 
@@ -260,7 +261,7 @@ on a stratified subset of 10000 labelled training images (`labels` column;
                 records.append(Record("accuracy", fitted.test_accuracy, head=head, points=k,
                                       labels=inputs.train_images, extra={
                     "lr": fitted.lr, "epoch": fitted.epoch, "val_accuracy": fitted.val_accuracy,
-                    **(inputs.split_info or {})}))
+                    "at_edge": fitted.at_edge, **(inputs.split_info or {})}))
         return records
 
 
@@ -281,5 +282,5 @@ def _best_single_t(encoded: Encoded, cfg: TrajectoryConfig, inputs: TrajectoryIn
         records.append(Record("accuracy", sel.test_accuracy[best], head="mlp-best-t", points=k,
                               labels=inputs.train_images, extra={
             "t": None if inputs.static else ts[best], "lr": sel.lr[best], "epoch": sel.epoch[best],
-            "val_accuracy": sel.val_accuracy[best], **(inputs.split_info or {})}))
+            "val_accuracy": sel.val_accuracy[best], "at_edge": sel.at_edge[best], **(inputs.split_info or {})}))
     return records

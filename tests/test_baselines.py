@@ -116,3 +116,21 @@ def test_contrastive_encoders_have_no_time_path(name, toy_data):
 def test_diffusion_methods_use_their_sde(name, sde, toy_data):
     method, _ = smoke_method(name, toy_data)
     assert type(method.sde) is sde
+
+
+@pytest.mark.parametrize("name", ["vae", "vdrl"])
+def test_the_posterior_std_can_fall_below_one(name, toy_data):
+    """2 * latent_dim equal to the pooled width (16 x 2 = 32 for cnn width 8): the encoder still ends in
+    its own Linear, so the log-variance can go negative and a short fit makes the posterior confident."""
+    from methods.base import Budget
+
+    method, _ = smoke_method(name, toy_data, encoder_width=8, latent_dim=16)
+    assert method.modules["encoder"].feature_dim == 2 * method.cfg.latent_dim
+    assert isinstance(method.modules["encoder"].project, torch.nn.Linear)
+    method.fit(toy_data.train, Budget(iterations=60, batch_size=32, lr=3e-3, warmup=0, ema_decay=0.0),
+               progress=False)
+    encoder = method.modules["encoder"].eval()
+    with torch.no_grad():
+        x0 = method.normalise(toy_data.train.images)
+        log_var = encoder(x0, method.sde.noise_level(torch.full((len(x0),), 0.3)))[:, method.cfg.latent_dim:]
+    assert float(torch.exp(0.5 * log_var).min()) < 1.0

@@ -22,9 +22,11 @@ def _torchrun(processes: int, out: Path) -> dict:
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     one = _torchrun(1, tmp_path / "one.pt")
     two = _torchrun(2, tmp_path / "two.pt")
+    # float32 sums in another order drift by a few 1e-6 over 30 steps on some CPUs; a missing or doubled
+    # gradient average moves the weights by 1e-2 and more.
     for part in one["state"]:
         for name, tensor in one["state"][part].items():
-            torch.testing.assert_close(two["state"][part][name], tensor, rtol=1e-5, atol=1e-6,
+            torch.testing.assert_close(two["state"][part][name], tensor, rtol=1e-5, atol=2e-5,
                                        msg=f"{part}.{name}")
     torch.testing.assert_close(two["losses"], one["losses"], rtol=1e-5, atol=1e-7)  # all-reduced means
 

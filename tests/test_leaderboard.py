@@ -115,6 +115,8 @@ def test_mean_std_n_in_table(tmp_path):
         "n",
         "ci_low",
         "ci_high",
+        "at_edge",
+        "edge_n",
     ]
     row = csv[
         (csv.method == "drl")

@@ -68,3 +68,35 @@ def test_score_unet_is_conditioned_on_the_code():
 def test_unknown_encoder_is_rejected():
     with pytest.raises(ValueError, match="valid: cnn, wrn28_2, resnet18"):
         create_encoder("resnet50", 3, 8, 8)
+
+
+def test_a_probabilistic_encoder_always_ends_in_its_own_linear_layer():
+    # 2 * latent_dim == the pooled width: the case where the projection used to be the identity.
+    assert isinstance(create_encoder("cnn", 1, 32, 8).project, torch.nn.Identity)
+    enc = create_encoder("cnn", 1, 32, 8, always_project=True)
+    assert isinstance(enc.project, torch.nn.Linear) and enc.project.in_features == enc.project.out_features == 32
+
+
+@pytest.mark.parametrize("size,mults,r", [(8, (1, 2), 4), (28, (1, 2, 2), 7), (32, (1, 2, 2, 2), 4)])
+def test_the_z_map_joins_the_bottleneck_at_the_lowest_resolution(size, mults, r):
+    net = ScoreUNet(1, 4, width=8, mults=mults, image_size=size)
+    plain = ScoreUNet(1, 4, width=8, mults=mults, image_size=size, z_map=False)
+    assert plain.z_map is None
+    assert (net.z_map.channels, net.z_map.resolution) == (16, r)  # (2 * width, r, r)
+    dense = [m for m in net.z_map.dense if isinstance(m, torch.nn.Linear)]
+    assert len(dense) == 3 and dense[0].in_features == 128  # from the joint (noise, code) embedding
+    bottleneck = plain.mid[0].conv1.in_channels
+    assert net.mid[0].conv1.in_channels == bottleneck + 16  # the middle blocks run wider
+    joint = torch.randn(2, 128)
+    assert net.z_map(joint).shape == (2, 16, r, r)
+
+
+def test_the_z_map_is_used_in_the_forward_pass():
+    torch.manual_seed(0)
+    net = ScoreUNet(1, 4, width=8, mults=(1, 2), image_size=8, dropout=0.0).eval()
+    x, level, z, std = torch.randn(2, 1, 8, 8), torch.zeros(2), torch.randn(2, 4), torch.ones(2)
+    before = net(x, level, z, std)
+    with torch.no_grad():
+        last = net.z_map.dense[4]
+        last.weight.zero_(), last.bias.zero_()
+    assert not torch.allclose(before, net(x, level, z, std))

@@ -119,7 +119,7 @@ def test_the_probe_reports_the_mean_over_head_seeds():
 
     data = _splits()
     encoded = Encoded(SimpleNamespace(time_conditioned=True), data, FakeFeatures(data), 0, torch.device("cpu"))
-    cfg = ProbeConfig(t_values=(0.0, 1.0), heads=("linear",), probe_epochs=3, probe_head_seeds=3)
+    cfg = ProbeConfig(t_values=(0.0, 1.0), heads=("linear-sgd",), probe_epochs=3, probe_head_seeds=3)
     records = Probe().run(encoded, cfg)
     acc = [r for r in records if r.metric == "accuracy"]
     assert len(acc) == 2
@@ -128,3 +128,25 @@ def test_the_probe_reports_the_mean_over_head_seeds():
         assert len(draws) == 3 and r.value == pytest.approx(sum(draws) / 3)
     with pytest.raises(ValueError, match="probe_head_seeds must be >= 1; got 0"):
         ProbeConfig(probe_head_seeds=0)
+
+
+def test_the_one_standard_error_rule_takes_the_grid_centre_among_equals():
+    from protocols.batched import one_standard_error_choice
+
+    # Columns: all equal; the end clearly best; the end best by less than one standard error (n=100).
+    val = torch.tensor([[0.90, 0.50, 0.90], [0.90, 0.60, 0.92], [0.90, 0.99, 0.91]])
+    assert one_standard_error_choice(val, n_val=100).tolist() == [1, 2, 1]
+    # Two values, both within: the first (no centre to prefer).
+    assert one_standard_error_choice(torch.tensor([[0.9], [0.91]]), n_val=100).tolist() == [0]
+
+
+def test_sgd_heads_stop_early_and_flag_edges():
+    args = dict(n_classes=2, batch_size=64, hidden=None, dropout=0.0, weight_decay=0.0, seed=0)
+    splits = (_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3))
+    stopped = fit_select_score(*splits, lrs=(1e-3, 1e-2, 1e-1), epochs=400, patience=5, **args)
+    assert stopped.epochs_run < 400, "every head stalled long before the limit"
+    assert all(e <= stopped.epochs_run - 5 for e in stopped.epoch)
+    assert stopped.at_edge == [lr in (1e-3, 1e-1) for lr in stopped.lr]
+    # Stopped by the limit while still improving (a tiny learning rate): the epoch is at the edge.
+    slow = fit_select_score(*splits, lrs=(1e-6, 2e-6, 3e-6), epochs=3, patience=5, **args)
+    assert slow.epochs_run == 3 and all(slow.at_edge)

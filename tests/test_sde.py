@@ -78,3 +78,33 @@ def test_unknown_names_are_rejected():
 def test_ve_noise_level_is_log_sigma():
     t = torch.tensor([0.0, 1.0])
     torch.testing.assert_close(VESDE().noise_level(t), torch.tensor([math.log(0.01), math.log(50.0)]))
+
+
+def test_the_constants_are_settings_of_every_method_that_draws_t():
+    from methods.drl import DRLConfig
+    from methods.sde import VESDE, VPSDE
+
+    ve = DRLConfig(sigma_min=0.05, sigma_max=10.0).create_sde()
+    assert isinstance(ve, VESDE) and (ve.sigma_min, ve.sigma_max) == (0.05, 10.0)
+    assert float(ve.std(torch.tensor(1.0))) == pytest.approx(10.0)
+    vp = DRLConfig(sde="vp", beta_min=0.5, beta_max=10.0).create_sde()
+    assert isinstance(vp, VPSDE) and (vp.beta_min, vp.beta_max) == (0.5, 10.0)
+    default = DRLConfig().create_sde()
+    assert (default.sigma_min, default.sigma_max) == (0.01, 50.0)  # the paper's
+
+
+@pytest.mark.parametrize("setting,message", [
+    ({"sigma_min": 0.0}, "sigma_min must be a finite number > 0; got 0.0"),
+    ({"sigma_max": 0.005}, "sigma_max must be a finite number > sigma_min (0.01); got 0.005"),
+    ({"sigma_max": float("inf")}, "sigma_max must be a finite number"),
+    ({"beta_min": -1.0}, "beta_min must be a finite number >= 0; got -1.0"),
+    ({"beta_max": 0.1}, "beta_max must be a finite number > beta_min (0.1); got 0.1"),
+    ({"sde": "subvp"}, "unknown sde 'subvp'; valid: ve, vp"),
+    ({"t_sampling": "log"}, "unknown t_sampling 'log'; valid: uniform, sigma-uniform"),
+])
+def test_bad_constants_are_refused_in_one_line(setting, message):
+    from methods.autoencoders import AutoencoderConfig
+
+    with pytest.raises(ValueError) as err:
+        AutoencoderConfig(**setting)
+    assert message in str(err.value) and "\n" not in str(err.value)

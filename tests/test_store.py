@@ -38,7 +38,7 @@ def _run(**kw) -> RunInfo:
 def _records() -> list[Record]:
     return [
         Record("accuracy", 0.9731234567890123, t=0.0, head="linear"),
-        Record("accuracy", 0.5, t=0.1, head="linear", extra={"lr": 0.01, "epoch": 3}),
+        Record("accuracy", 0.5, t=0.1, head="linear", extra={"lr": 0.01, "epoch": 3, "at_edge": True}),
         Record("svm_accuracy", 0.8, labels=100),
         Record("silhouette", -0.25),
     ]
@@ -57,7 +57,7 @@ def test_round_trip(tmp_path):
     assert json.loads(acc["config"]) == {"lr": 0.001}
     assert acc["created_at"].endswith("+00:00")
     extra = df[df.t == 0.1].iloc[0]
-    assert json.loads(extra["setting"]) == {"epoch": 3, "lr": 0.01}
+    assert json.loads(extra["setting"]) == {"epoch": 3, "lr": 0.01, "at_edge": True}
     sil = df[df.metric == "silhouette"].iloc[0]
     assert sil["head"] is None and pd.isna(sil["labels"]) and pd.isna(sil["t"])
     assert df[df.metric == "svm_accuracy"].iloc[0]["labels"] == 100
@@ -124,12 +124,23 @@ def test_export_json_and_md(tmp_path):
     store = ResultsStore(tmp_path)
     store.write(_run(), _records())
     rows = json.loads(store.export("json"))
-    assert len(rows) == 4 and list(rows[0]) == COLUMNS
+    setting = COLUMNS.index("setting") + 1
+    assert len(rows) == 4 and list(rows[0]) == [*COLUMNS[:setting], "at_edge", *COLUMNS[setting:]]
+    assert [r["at_edge"] for r in rows if r["metric"] == "accuracy"] == [None, True]
     sil = next(r for r in rows if r["metric"] == "silhouette")
     assert sil["t"] is None and sil["labels"] is None and sil["head"] is None
     assert rows[0]["versions"] == {"torch": "2.0"}
     md = store.export("md").splitlines()
     assert md[0].startswith("| dataset | method |") and len(md) == 2 + 4
+
+
+def test_the_csv_export_has_an_at_edge_column(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write(_run(), _records())
+    frame = pd.read_csv(io.StringIO(store.export("csv")))
+    accuracy = frame[frame["metric"] == "accuracy"].sort_values("t")
+    assert accuracy["at_edge"].isna().tolist() == [True, False] and accuracy["at_edge"].iloc[1]
+    assert frame[frame["metric"] == "silhouette"]["at_edge"].isna().all()  # no selection on a grid
 
 
 def test_export_bad_format(tmp_path):

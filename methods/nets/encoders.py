@@ -69,6 +69,7 @@ class TimeConditionedResNet(nn.Module):
         out_dim: int,
         time_conditioned: bool = True,
         dropout: float = 0.0,
+        always_project: bool = False,
     ):
         super().__init__()
         self.time_conditioned = time_conditioned
@@ -85,8 +86,10 @@ class TimeConditionedResNet(nn.Module):
         self.stage_widths = tuple(widths)
         self.final_bn = nn.BatchNorm2d(c)
         self.feature_dim = c
-        # The pooled code is the representation; project only when another size is asked for.
-        self.project = nn.Identity() if out_dim == c else nn.Linear(c, out_dim)
+        # The pooled code is the representation; project only when another size is asked for, or
+        # always (a probabilistic encoder: its log-variance must be free to go negative, and the
+        # pooled features are non-negative after the final ReLU).
+        self.project = nn.Identity() if out_dim == c and not always_project else nn.Linear(c, out_dim)
         self.out_dim = out_dim
 
     def forward(self, x: Tensor, noise_level: Tensor | None = None) -> Tensor:
@@ -128,8 +131,8 @@ ENCODERS: dict[str, Callable[..., TimeConditionedResNet]] = {"cnn": cnn, "wrn28_
 
 
 def create_encoder(name: str, in_channels: int, out_dim: int, width: int, time_conditioned: bool = True,
-                   dropout: float = 0.0) -> TimeConditionedResNet:
+                   dropout: float = 0.0, always_project: bool = False) -> TimeConditionedResNet:
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; valid: {', '.join(ENCODERS)}")
     return ENCODERS[name](in_channels, out_dim, width=width, time_conditioned=time_conditioned,
-                          dropout=dropout)
+                          dropout=dropout, always_project=always_project)

@@ -2,10 +2,14 @@
 
 An NCSN++-style U-Net (GroupNorm, SiLU, residual blocks, optional attention)
 whose width, channel multipliers and depth come from the preset. The code z
-enters through the time-embedding path, as in the reference implementation: z
-is mapped to the embedding size and concatenated to the noise embedding, and
-every residual block adds a projection of that joint embedding as a
-per-channel bias, so z conditions every resolution. The output is divided by
+enters along the reference implementation's two paths. (1) z is mapped to the
+embedding size and concatenated to the noise embedding, and every residual
+block adds a projection of that joint embedding as a per-channel bias. (2)
+With ``z_map`` (the default), the joint embedding also goes through three
+dense layers with SiLU to a (2 * width, r, r) feature map at the lowest
+resolution r, concatenated to the bottleneck activations (the middle blocks
+run at the wider width): the only spatial route from z into the network;
+without it z can only shift channels uniformly. The output is divided by
 the marginal std, so the network predicts the (scaled) noise; CDAE uses the raw
 output as its one-step estimate of x0.
 """
@@ -63,6 +67,7 @@ class ScoreUNet(nn.Module):
         attn_resolutions: Sequence[int] = (),
         image_size: int = 32,
         embed_dim: int = 64,
+        z_map: bool = True,
     ):
         super().__init__()
         self.time_embed = TimeEmbedding(embed_dim)
@@ -83,6 +88,8 @@ class ScoreUNet(nn.Module):
                 skips.append(c)
                 size = (size + 1) // 2
 
+        self.z_map = ZMap(cond_dim, 2 * width, size) if z_map else None
+        c += self.z_map.channels if z_map else 0
         self.mid = nn.ModuleList([ResBlock(c, c, cond_dim, dropout), SelfAttention(c),
                                   ResBlock(c, c, cond_dim, dropout)])
 
@@ -101,13 +108,16 @@ class ScoreUNet(nn.Module):
 
     def forward(self, x: Tensor, noise_level: Tensor, code: Tensor, std: Tensor | None) -> Tensor:
         """The score (output / std); with ``std=None``, the raw output (e.g. a one-step x0 estimate)."""
-        cond = F.silu(torch.cat([self.time_embed(noise_level), self.code_embed(code)], dim=-1))
+        joint = torch.cat([self.time_embed(noise_level), self.code_embed(code)], dim=-1)
+        cond = F.silu(joint)
         h = self.conv_in(x)
         skips = [h]
         for layer in self.down:
             h = _apply(layer, h, cond)
             if not isinstance(layer, SelfAttention):
                 skips.append(h)
+        if self.z_map is not None:
+            h = torch.cat([h, self.z_map(joint)], dim=1)
         for layer in self.mid:
             h = _apply(layer, h, cond)
         for layer in self.up:
@@ -119,6 +129,20 @@ class ScoreUNet(nn.Module):
                 h = layer(h)
         out = self.conv_out(F.silu(self.norm_out(h)))
         return out if std is None else out / std.view(-1, 1, 1, 1)
+
+
+class ZMap(nn.Module):
+    """The joint (noise, code) embedding -> three dense layers with SiLU -> a (channels, r, r) map."""
+
+    def __init__(self, embed_dim: int, channels: int, resolution: int):
+        super().__init__()
+        self.channels, self.resolution = channels, resolution
+        hidden = channels * resolution  # the reference's widths: 2 nf r, 2 nf r, then 2 nf r r
+        self.dense = nn.Sequential(nn.Linear(embed_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                   nn.Linear(hidden, channels * resolution * resolution), nn.SiLU())
+
+    def forward(self, joint: Tensor) -> Tensor:
+        return self.dense(joint).view(-1, self.channels, self.resolution, self.resolution)
 
 
 class _Upsample(nn.Module):

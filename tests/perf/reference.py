@@ -19,7 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protocols.batched import BatchedHeads, HeadSelection, head_seed_generator
+from protocols.batched import (
+    BatchedHeads,
+    HeadSelection,
+    head_seed_generator,
+    one_standard_error_choice,
+)
 
 
 def loop_fit_select_score_seeds(train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor],
@@ -63,7 +68,7 @@ def _loop_one_seed(train, val, test, gen: torch.Generator, n_classes: int, lrs: 
                 if acc > best_acc:
                     best_acc, best_epoch, best_head = acc, epoch, copy.deepcopy(head)
             best.append((best_acc, best_epoch, best_head))
-        i = max(range(len(lrs)), key=lambda j: (best[j][0], -j))  # ties: the first listed lr
+        i = int(one_standard_error_choice(torch.tensor([[b[0]] for b in best]), len(y_va))[0])  # the same rule
         val_acc, epoch, head = best[i]
         chosen.lr.append(float(lrs[i]))
         chosen.epoch.append(epoch)
