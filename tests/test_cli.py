@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import main
+from benchmarks.store import ResultsStore
 from methods.base import Method
 
 
@@ -96,6 +97,11 @@ BAD_INPUT = [
     (["--protocol", "semisup", "--set", "t_init=1.0"], "t_init must lie in (0, 1)"),
     (["--protocol", "lowlabel", "--set", "label_counts=5000"], "cannot draw 5000 labelled images"),
     (["--dataset", "mnist", "--data-root", "/nonexistent"], "/nonexistent"),
+    (["--set", "sigma_max=0.001"], "sigma_max must be a finite number > sigma_min (0.01); got 0.001"),
+    (["--set", "beta_min=-1"], "beta_min must be a finite number >= 0; got -1.0"),
+    (["--set", "score_z_map=maybe"], "--set score_z_map='maybe': expected a boolean"),
+    (["--set", "probe_Cs=0,1"], "probe_Cs must be positive"),
+    (["--set", "probe_patience=0"], "probe_patience must be >= 1; got 0"),
 ]
 
 
@@ -161,3 +167,19 @@ def test_a_diverging_pretraining_stops_with_one_line_naming_method_step_and_term
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "Traceback" not in err
     assert "drl: non-finite loss nan at step 0; loss terms {" in err and "the runs stored before this are kept" in err
+
+
+def test_a_stored_command_names_no_output_folder(smoke_run):
+    frame = ResultsStore(smoke_run / "results").frame()
+    for command in set(frame["command"]):
+        assert "--results" not in command and "--leaderboards" not in command and str(smoke_run) not in command
+        assert "--no-progress" not in command  # how a run displays is not how its numbers came about
+
+
+def test_reproduction_command_drops_only_output_and_display_options():
+    from benchmarks.__main__ import reproduction_command
+
+    argv = ["run", "--method", "drl", "--results", "/abs/r", "--leaderboards=/abs/b", "--no-progress",
+            "--set", "latent_dim=2", "--data-root", "data"]
+    assert reproduction_command(argv) == ("python -m benchmarks run --method drl --set latent_dim=2 "
+                                          "--data-root data")
