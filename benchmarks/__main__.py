@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from benchmarks.cache import CorruptCacheError
 from benchmarks.data import DatasetError, available_datasets, load_dataset
 from benchmarks.plan import describe as describe_plan
 from benchmarks.presets import PRESETS
+from benchmarks.provenance import reproduction_command
 from benchmarks.runner import Plan, RunRequest, UsageError, execute, prepare, validate
 from benchmarks.store import ResultsStore, StoreError
 from methods.base import available_methods
@@ -133,27 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list registered components")
     lister.add_argument("what", nargs="?", choices=LISTABLE + ("all",), default="all")
     return parser
-
-
-# Where a run writes is the reader's choice, not part of what produced a number: a stored command
-# names no output folder (nor a machine path through one), so it runs as written from a fresh clone.
-OUTPUT_OPTIONS = ("--results", "--leaderboards")
-DISPLAY_OPTIONS = ("--no-progress",)
-
-
-def reproduction_command(argv: Sequence[str]) -> str:
-    """``python -m benchmarks`` + ``argv`` without its output folders and display options."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in OUTPUT_OPTIONS:
-            skip = True  # its value follows
-        elif arg in DISPLAY_OPTIONS or arg.split("=", 1)[0] in OUTPUT_OPTIONS:
-            continue
-        else:
-            kept.append(arg)
-    return "python -m benchmarks " + shlex.join(kept)
 
 
 def _run_request(args: argparse.Namespace, argv: Sequence[str]) -> RunRequest:

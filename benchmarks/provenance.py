@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import platform
+import shlex
 import subprocess
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
 import torch
+
+# Where a run writes and how it displays progress are the reader's choice, not part of what produced a
+# number: a stored command names no output folder (nor a machine path through one), so it runs as
+# written from a fresh clone.
+OUTPUT_OPTIONS = ("--results", "--leaderboards")
+DISPLAY_OPTIONS = ("--no-progress",)
+COMMAND_PREFIX = "python -m benchmarks"
+
+
+def reproduction_command(argv: Sequence[str]) -> str:
+    """``python -m benchmarks`` + ``argv`` without its output folders and display options."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in OUTPUT_OPTIONS:
+            skip = True  # its value follows
+        elif arg in DISPLAY_OPTIONS or arg.split("=", 1)[0] in OUTPUT_OPTIONS:
+            continue
+        else:
+            kept.append(arg)
+    return f"{COMMAND_PREFIX} {shlex.join(kept)}"
+
+
+def reproducible(command: str) -> str:
+    """A stored command line made reproducible: ``reproduction_command`` of its arguments."""
+    words = shlex.split(command)
+    prefix = shlex.split(COMMAND_PREFIX)
+    if words[:len(prefix)] != prefix:
+        return command  # not one of ours (a hand-made store): leave it as it is
+    return reproduction_command(words[len(prefix):])
+
 
 PACKAGES = ("torch", "torchvision", "timm", "lightly", "scikit-learn", "numpy", "pandas")
 REPO = Path(__file__).resolve().parent.parent

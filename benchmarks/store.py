@@ -29,10 +29,11 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks import provenance
 from protocols.base import Record
 
 FILENAME = "results.sqlite"
-SCHEMA_VERSION = 3  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
+SCHEMA_VERSION = 4  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes
 BUSY_TIMEOUT_S = 60.0
 # A write locked out for BUSY_TIMEOUT_S is tried this many times in all: a run's numbers took
 # minutes to hours to compute and should not be lost to one slow writer or a slow disk.
@@ -89,8 +90,28 @@ def _quoted(columns: Sequence[str], table: str = "") -> str:
 
 
 _RUN_MATCH = " AND ".join(f'runs."{k}" = results."{k}"' for k in RUN_KEY)
-# version reached -> statements that take the schema there from the version before.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
+def _relative_split_file(setting: str | None) -> str | None:
+    """A row's setting with its split file named relative to the results folder (artifacts/splits/...)."""
+    extra = json.loads(setting) if setting else {}
+    path = extra.get("split_file")
+    if not isinstance(path, str) or "artifacts/" not in path:
+        return setting
+    extra["split_file"] = "artifacts/" + path.rsplit("artifacts/", 1)[1]
+    return _to_json(extra)
+
+
+def _make_provenance_reproducible(con: sqlite3.Connection) -> None:
+    """v4: commands without output folders or display options; split files relative to the results
+    folder. Neither changes a number: both only said where a run wrote, on the machine that ran it."""
+    con.create_function("reproducible", 1, provenance.reproducible, deterministic=True)
+    con.create_function("relative_split_file", 1, _relative_split_file, deterministic=True)
+    con.execute("UPDATE runs SET command = reproducible(command) WHERE command != ''")
+    con.execute("UPDATE results SET setting = relative_split_file(setting) WHERE setting LIKE '%\"split_file\"%'")
+
+
+# version reached -> statements (SQL text, or a function of the connection) that take the schema
+# there from the version before.
+_MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     1: (_CREATE_TABLE_V1, _CREATE_INDEX),
     2: (f"ALTER TABLE results ADD COLUMN {_column_sql('t2')}",),
     3: (
@@ -108,6 +129,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE numbers RENAME TO results",
         "CREATE INDEX results_run_id ON results (run_id)",
     ),
+    4: (_make_provenance_reproducible,),
 }
 
 
@@ -269,8 +291,11 @@ class ResultsStore:
                     f"this code's {SCHEMA_VERSION}; update the code"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target]:
-                    con.execute(statement)
+                for step in _MIGRATIONS[target]:
+                    if callable(step):
+                        step(con)
+                    else:
+                        con.execute(step)
             if version < SCHEMA_VERSION:  # only then: opening an up-to-date store writes nothing
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.execute("COMMIT")

@@ -177,7 +177,7 @@ def test_a_stored_command_names_no_output_folder(smoke_run):
 
 
 def test_reproduction_command_drops_only_output_and_display_options():
-    from benchmarks.__main__ import reproduction_command
+    from benchmarks.provenance import reproduction_command
 
     argv = ["run", "--method", "drl", "--results", "/abs/r", "--leaderboards=/abs/b", "--no-progress",
             "--set", "latent_dim=2", "--data-root", "data"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import sqlite3
 import threading
 import time
+from contextlib import closing
 
 import pandas as pd
 import pytest
@@ -278,3 +280,22 @@ def test_a_read_only_store_must_exist(tmp_path):
     with pytest.raises(StoreError, match="no results store"):
         ResultsStore(tmp_path / "nothing", read_only=True)
     assert not (tmp_path / "nothing").exists()
+
+
+def test_migration_4_makes_stored_provenance_reproducible(tmp_path):
+    """Commands lose their output folders and display options, split files their machine path; no number moves."""
+    store = ResultsStore(tmp_path)
+    info = dataclasses.replace(_run(), command="python -m benchmarks run --method drl --protocol lowlabel "
+                               "--results /abs/r --leaderboards /tmp/lb --no-progress --set latent_dim=2")
+    store.write(info, [Record("accuracy", 0.5, labels=22, head="linear",
+                              extra={"split_file": "/abs/r/artifacts/splits/digits-train-22-seed0.json", "lr": 0.1})])
+    with closing(sqlite3.connect(store.path)) as con:
+        con.execute("PRAGMA user_version = 3")
+        con.commit()
+    migrated = ResultsStore(tmp_path).frame()
+    assert ResultsStore(tmp_path).schema_version == store_module.SCHEMA_VERSION
+    assert migrated["command"].tolist() == ["python -m benchmarks run --method drl --protocol lowlabel "
+                                            "--set latent_dim=2"]
+    assert json.loads(migrated["setting"].iloc[0]) == {"split_file": "artifacts/splits/digits-train-22-seed0.json",
+                                                        "lr": 0.1}
+    assert migrated["value"].tolist() == [0.5]
