@@ -6,11 +6,11 @@ Every (C, t) pair is its own convex problem on standardised codes,
 
 (scikit-learn's ``LogisticRegression(C=C)`` objective divided by C N, so it has
 the same minimiser; the intercept is not penalised). The problems share
-nothing but the data, so their sum is minimised by full-batch L-BFGS
-with each problem's own curvature history and step (``batched_lbfgs``), in
-float64, until the largest gradient entry of every problem is below ``tol``. C is then chosen per
-t on validation accuracy (ties: the stronger penalty), and the test split is
-scored once with that choice. A choice at either end of the grid, or a
+nothing but the data: they are solved together by full-batch L-BFGS in which
+each keeps its own curvature history and step (``batched_lbfgs``), in float64,
+until the largest gradient entry of each is below ``tol``. C is then chosen
+per t on validation accuracy (ties: the stronger penalty), and the test split
+is scored once with that choice. A choice at either end of the grid, or a
 problem that did not reach ``tol``, is reported (``at_edge``, ``converged``).
 """
 
