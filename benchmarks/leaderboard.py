@@ -509,20 +509,23 @@ def _page_text(
     return "\n".join(lines)
 
 
-def edge_counts(agg: pd.DataFrame) -> tuple[int, int]:
-    """(cells with a selection at an edge of its grid for some seed, cells that record one)."""
+def edge_counts(agg: pd.DataFrame) -> tuple[int, int, int, int]:
+    """Cells with a selection at an edge of its grid for some seed, cells that record one; the same
+    counted per seed (rows)."""
     known = agg[agg["edge_n"] > 0]
-    return int((known["at_edge"] > 0).sum()), len(known)
+    return (int((known["at_edge"] > 0).sum()), len(known), int(known["at_edge"].sum()),
+            int(known["edge_n"].sum()))
 
 
 def _edge_summary(agg: pd.DataFrame) -> list[str]:
-    edged, known = edge_counts(agg)
+    cells, known, rows, known_rows = edge_counts(agg)
     if not known:
         return []
     return [f"{EDGE_MARK} marks a cell for which, in at least one seed, a hyper-parameter chosen on validation "
             "(the linear head's L2 strength, an SGD head's learning rate, or its epoch: still improving "
             "when training stopped) sat at an end of its grid, so the grid or the training may be too "
-            f"short: **{edged} of {known} cells ({100 * edged / known:.1f} %)**. Each row's `at_edge` is "
+            f"short: **{cells} of {known} cells ({100 * cells / known:.1f} %)**; counted per seed, "
+            f"{rows} of {known_rows} selections ({100 * rows / known_rows:.1f} %). Each row's `at_edge` is "
             "in `python -m benchmarks results --format csv`.", ""]
 
 

@@ -372,3 +372,25 @@ def test_check_draws_nothing_and_flags_a_figure_drawn_from_other_data(tmp_path, 
     assert "changed: digits/probe_accuracy_vs_t.png" not in problems
     (out / "digits" / "probe_accuracy_vs_t.png").unlink()
     assert "missing: digits/probe_accuracy_vs_t.png" in check(frame, out)
+
+
+def test_cells_with_a_selection_at_an_edge_are_marked_and_counted(tmp_path):
+    import json as _json
+
+    from benchmarks.leaderboard import EDGE_MARK, generate
+
+    rows = []
+    for seed in (0, 1):
+        for t, edge in ((0.0, seed == 1), (1.0, False)):
+            rows.append({"dataset": "digits", "protocol": "probe", "method": "drl", "seed": seed, "metric": "accuracy",
+                         "value": 0.9, "t": t, "head": "linear", "setting": _json.dumps({"at_edge": edge})})
+    rows.append({"dataset": "digits", "protocol": "probe", "method": "drl", "seed": 0, "metric": "best_t",
+                 "value": 0.0, "head": "linear", "setting": "{}"})
+    generate(pd.DataFrame(rows), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    assert f"(2) {EDGE_MARK} |" in page and page.count(f" {EDGE_MARK} |") == 1
+    assert "**1 of 2 cells (50.0 %)**; counted per seed, 1 of 4 selections (25.0 %)" in page
+    csv = pd.read_csv(tmp_path / "lb" / "digits" / "probe.csv")
+    acc = csv[csv.metric == "accuracy"].sort_values("t")
+    assert acc["at_edge"].tolist() == [1, 0] and acc["edge_n"].tolist() == [2, 2]
+    assert csv[csv.metric == "best_t"]["edge_n"].tolist() == [0]
