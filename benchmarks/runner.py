@@ -177,6 +177,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
         plan = dataclasses.replace(plan, device=rank_device)
     if not is_main_process():
         log = _quiet
+    provenance.git_commit()  # read (and cached) now, when this process's code was loaded, not at its first write
     setup = prepare(plan)
     data, method_cfgs, budget, options = setup.data, setup.method_cfgs, setup.budget, setup.options
     protocols, protocol_cfgs, variant = setup.protocols, setup.protocol_cfgs, setup.variant
