@@ -27,6 +27,7 @@ import pandas as pd
 from benchmarks import html, plots, stats
 from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
+from benchmarks.store import setting_at_edge
 
 K = TypeVar("K")  # a cell's key in a table
 
@@ -72,16 +73,9 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64").round(6)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("int64")
-    df["at_edge"] = df["setting"].map(setting_at_edge).astype("float64")
+    # 1.0 / 0.0 / NaN: the sum counts edges, the count the seeds that record a selection.
+    df["at_edge"] = df["setting"].map(lambda s: math.nan if (e := setting_at_edge(s)) is None else float(e))
     return df
-
-
-def setting_at_edge(setting: object) -> float:
-    """1.0 / 0.0 when a row's ``setting`` JSON records ``at_edge`` True / False, NaN when it does not."""
-    if not isinstance(setting, str) or '"at_edge"' not in setting:
-        return math.nan
-    value = json.loads(setting).get("at_edge")
-    return math.nan if value is None else float(bool(value))
 
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:

@@ -388,7 +388,7 @@ class ResultsStore:
             raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
         df = self.frame()
         # Whether the row's selection on a grid sat at an end of it (empty: no selection on a grid).
-        df.insert(df.columns.get_loc("setting") + 1, "at_edge", df["setting"].map(_at_edge).astype(object))
+        df.insert(df.columns.get_loc("setting") + 1, "at_edge", df["setting"].map(setting_at_edge).astype(object))
         if fmt == "csv":
             buf = io.StringIO()
             # Default float formatting is repr: full precision. NaN/<NA> -> empty cell.
@@ -399,8 +399,11 @@ class ResultsStore:
         return _markdown(df)
 
 
-def _at_edge(setting: str | None) -> bool | None:
-    value = json.loads(setting).get("at_edge") if setting else None
+def setting_at_edge(setting: object) -> bool | None:
+    """Whether a row's ``setting`` JSON records a selection at an end of its grid; None when it records none."""
+    if not isinstance(setting, str) or '"at_edge"' not in setting:
+        return None
+    value = json.loads(setting).get("at_edge")
     return None if value is None else bool(value)
 
 

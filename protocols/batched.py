@@ -199,7 +199,7 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
         v.view(n_seeds, n_t).tolist() for v in (chosen, best_epoch[chosen, cols], best_acc[chosen, cols], test_acc))
     still_improving = epochs_run - (patience or 1)  # a best epoch after this had not stalled when training ended
     def at_edge(i: int, e: int) -> bool:
-        return len(lrs) == 1 or i in (0, len(lrs) - 1) or e > still_improving
+        return at_grid_end(i, len(lrs)) or e > still_improving
     return [HeadSelection(lr=[float(lrs[i]) for i in lr[s]], epoch=epoch_[s], val_accuracy=val_acc[s],
                           test_accuracy=test_acc[s], at_edge=[at_edge(i, e) for i, e in zip(lr[s], epoch_[s])],
                           epochs_run=epochs_run) for s in range(n_seeds)]
@@ -236,10 +236,12 @@ def one_standard_error_choice(val_accuracy: Tensor, n_val: int) -> Tensor:
     within = val_accuracy >= best - se - 1e-9
     centre = (len(val_accuracy) - 1) / 2
     distance = (torch.arange(len(val_accuracy), device=val_accuracy.device) - centre).abs().unsqueeze(1)
-    # Among the candidates, the smallest distance to the centre, then the first index.
-    key = torch.where(within, distance * len(val_accuracy) + torch.arange(len(val_accuracy),
-                      device=val_accuracy.device).unsqueeze(1), torch.full_like(distance, math.inf))
-    return key.argmin(dim=0)
+    return distance.expand_as(within).masked_fill(~within, math.inf).argmin(dim=0)  # argmin: the first
+
+
+def at_grid_end(index: int, size: int) -> bool:
+    """A choice at an end of a grid of ``size`` values (a one-value grid chose nothing: both ends)."""
+    return size == 1 or index in (0, size - 1)
 
 
 def _accuracy(heads: BatchedHeads, x: Tensor, y: Tensor, chunk: int) -> Tensor:

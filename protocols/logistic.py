@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from protocols.batched import at_grid_end
+
 DEFAULT_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
@@ -146,12 +148,11 @@ def fit_select_score_logistic(train: tuple[Tensor, Tensor], val: tuple[Tensor, T
     cols = torch.arange(val_acc.shape[1], device=val_acc.device)
     best_w, best_b = weights[chosen, cols].unsqueeze(0), biases[chosen, cols].unsqueeze(0)
     test_acc = accuracy(best_w, best_b, *test)[0]
-    last = len(Cs) - 1
     return LogisticSelection(
         C=[float(Cs[i]) for i in chosen.tolist()],
         val_accuracy=val_acc[chosen, cols].tolist(),
         test_accuracy=test_acc.tolist(),
-        at_edge=[last == 0 or i in (0, last) for i in chosen.tolist()],
+        at_edge=[at_grid_end(i, len(Cs)) for i in chosen.tolist()],
         converged=(grad_max[chosen, cols] <= tol).tolist(),
         iterations=iterations[chosen, cols].tolist(),
     )

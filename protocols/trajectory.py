@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.data import DataSplits
 from protocols.base import Encoded, Record, register_protocol
-from protocols.batched import fit_select_score, one_standard_error_choice, standardise
+from protocols.batched import at_grid_end, fit_select_score, one_standard_error_choice, standardise
 from protocols.labels import check_label_counts, save_subset, stratified_subset
 from protocols.sequence_heads import SEQUENCE_HEADS, ConcatMLP, GRUHead, TransformerHead
 
@@ -119,7 +119,7 @@ def fit_select_head(build: Callable[[], nn.Module], ts: Tensor, train: tuple[Ten
             fitted.append(_fit_one(build(), lr, ts, train, val, cfg, seed, f"{desc} lr={lr:g}", progress))
     i = int(one_standard_error_choice(torch.tensor([[f.val_accuracy] for f in fitted]), len(val[1]))[0])
     best = fitted[i]
-    best.at_edge = len(fitted) == 1 or i in (0, len(fitted) - 1) or best.epoch == cfg.trajectory_epochs
+    best.at_edge = at_grid_end(i, len(fitted)) or best.epoch == cfg.trajectory_epochs
     best.test_accuracy = accuracy(best.module, *test, ts, cfg.trajectory_batch_size * 8)
     return best
 
