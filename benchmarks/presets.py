@@ -69,7 +69,7 @@ def quick(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         # The linear head is solved to convergence over an L2 grid; the MLP heads stop early on
         # validation, with a learning rate grid whose ends are rarely chosen.
         "t_values": DEFAULT_T_VALUES, "heads": ("linear", "mlp"), "probe_Cs": DEFAULT_CS,
-        "probe_lrs": (3e-4, 1e-3, 3e-3, 1e-2), "probe_epochs": 200 if tiny else 40, "probe_patience": 15 if tiny else 6,
+        "probe_lrs": (1e-3, 3e-3, 1e-2, 3e-2), "probe_epochs": 200 if tiny else 40, "probe_patience": 15 if tiny else 6,
         "probe_batch_size": 256,
         "probe_hidden": 512, "probe_dropout": 0.25, "probe_weight_decay": 1e-5,
         "trajectory_lrs": (1e-3, 3e-3), "trajectory_epochs": 30 if tiny else 10,

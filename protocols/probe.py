@@ -42,7 +42,7 @@ class ProbeConfig(TimeGridConfig):
     heads: tuple[str, ...] = ("linear", "mlp")
     probe_Cs: tuple[float, ...] = DEFAULT_CS  # inverse L2 strengths of the linear head (scikit-learn's C)
     probe_max_iter: int = 1000     # L-BFGS iterations of the linear head, at most
-    probe_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
+    probe_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     probe_epochs: int = 100        # at most; SGD heads stop early once validation stalls
     probe_patience: int = 15       # epochs without a validation improvement before a head is done
     probe_batch_size: int = 256
@@ -107,8 +107,8 @@ code trains the MLP 100 epochs over {1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5}
 picks the test accuracy at the best validation epoch, as here; it reports 3
 seeds. Each `--seeds` value here retrains the encoder; `probe_head_seeds=N`
 adds N independent draws of every SGD head on the same codes, trained in the
-same batch, and reports their mean. The `quick` preset: lr in {3e-4, 1e-3,
-3e-3, 1e-2}, at most 200 epochs with patience 15 on digits, 40 with patience 6
+same batch, and reports their mean. The `quick` preset: lr in {1e-3, 3e-3,
+1e-2, 3e-2}, at most 200 epochs with patience 15 on digits, 40 with patience 6
 elsewhere. Every method is pretrained with the reference's optimiser (Adam
 2e-4, linear warm-up over 5/70 of the steps, gradient clip 1) at the same
 budget; no method's pretraining was tuned for these pages.
