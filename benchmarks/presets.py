@@ -72,7 +72,11 @@ def quick(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "probe_lrs": (1e-3, 3e-3, 1e-2, 3e-2), "probe_epochs": 200 if tiny else 40, "probe_patience": 15 if tiny else 6,
         "probe_batch_size": 256,
         "probe_hidden": 512, "probe_dropout": 0.25, "probe_weight_decay": 1e-5,
-        "trajectory_lrs": (1e-3, 3e-3), "trajectory_epochs": 30 if tiny else 10,
+        # Three learning rates, so a choice at an end of the grid means something; early stopping, so
+        # a head still improving at the epoch limit is rare (with two rates and 30 epochs on digits
+        # every choice sat at an end).
+        "trajectory_lrs": (1e-3, 3e-3, 1e-2), "trajectory_epochs": 60 if tiny else 20,
+        "trajectory_patience": 10 if tiny else 4,
         "trajectory_batch_size": 256, "trajectory_width": 64,
         # The heads cost O(K) per image: on a CPU they learn from 10000 labelled images at most.
         "trajectory_train_images": 0 if tiny else 10_000,

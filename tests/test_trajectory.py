@@ -148,3 +148,21 @@ def test_mi_of_a_static_method_is_one_everywhere():
     cfg = MIConfig(t_values=(0.0, 1.0), mi_samples=45)
     records = MutualInformation().run(_encoded(_splits(), time_conditioned=False), cfg)
     assert all(r.value == pytest.approx(1.0) for r in records if r.metric == "nmi")
+
+
+def test_a_head_stops_once_validation_stalls_for_patience_epochs(monkeypatch):
+    from protocols import trajectory
+
+    calls = []
+    real = trajectory.accuracy
+    monkeypatch.setattr(trajectory, "accuracy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 2, 4, generator=g), torch.arange(60) % 3
+    x[torch.arange(60), :, y] += 4.0  # separable: validation accuracy peaks within a few epochs
+    ts = torch.tensor([0.0, 1.0])
+    cfg = TrajectoryConfig(trajectory_lrs=(1e-2,), trajectory_epochs=200, trajectory_patience=3,
+                           trajectory_width=8, transformer_heads=2)
+    fitted = trajectory.fit_select_head(lambda: make_head("mlp", 2, 4, 3, cfg), ts, (x, y), (x, y),
+                                        (x, y), cfg, seed=0)
+    epochs_run = len(calls) - 1  # one validation pass per epoch, one test pass
+    assert epochs_run == fitted.epoch + 3 < 200, "stopped 3 epochs after its best one"
