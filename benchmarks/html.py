@@ -104,18 +104,25 @@ def markdown_to_html(text: str, link: Callable[[str], str] = lambda t: t, image:
     return "\n".join(out)
 
 
-def leaderboard_html(index_md: str, pages: Sequence[tuple[str, str, str, str]]) -> str:
-    """One document: the index, then every page as a section.
+CLAIMS_ANCHOR = "claims"
+
+
+def leaderboard_html(index_md: str, pages: Sequence[tuple[str, str, str, str]], claims_md: str = "") -> str:
+    """One document: the index, the claims page, then every page as a section.
 
     ``pages`` holds (dataset, protocol, path of the page without '.md' relative to the
     leaderboards folder, the page's markdown).
     """
     anchors = {f"{rel}.md": anchor(d, p) for d, p, rel, _ in pages}
+    if claims_md:
+        anchors["claims.md"] = CLAIMS_ANCHOR
 
     def index_link(target: str) -> str:  # 'digits/probe.md' -> '#digits-probe'; CSVs stay files
         return f"#{anchors[target]}" if target in anchors else target
 
     parts = [markdown_to_html(index_md, index_link)]
+    if claims_md:
+        parts.append(f'<section id="{CLAIMS_ANCHOR}">{markdown_to_html(claims_md, index_link, heading_offset=1)}</section>')
     for dataset, protocol, rel, md in pages:
         folder = rel.rsplit("/", 1)[0]
 

@@ -24,7 +24,7 @@ from typing import NamedTuple, TypeVar
 
 import pandas as pd
 
-from benchmarks import html, plots, stats
+from benchmarks import claims, html, plots, stats
 from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
 from benchmarks.store import setting_at_edge
@@ -41,6 +41,8 @@ EDGE_MARK = "‡"
 GENERATED_SUFFIXES = (".md", ".csv", ".png", ".json")  # what stale-page removal may delete
 CONFIG_FOLDER = "configs"  # full settings per config hash, linked from every page
 COMMIT_FOLDER = "commits"  # per commit: the runs it produced, linked from every page
+CLAIMS_PAGE = "claims.md"  # the papers' claims and their computed verdicts (benchmarks.claims)
+TOP_LEVEL_PAGES = ("README.md", CLAIMS_PAGE, "index.html")
 PRIMARY_METRIC = "accuracy"
 GENERATOR = "python -m benchmarks leaderboard"
 BAR_METRICS = ("attention",)  # distributions over t: bars per entry rather than lines
@@ -629,6 +631,8 @@ def _index_text(pages: list[tuple[str, str, pd.DataFrame]], agg: pd.DataFrame) -
     ]
     if not pages:
         return "\n".join([*lines, "No results in the store yet.", ""])
+    lines += [f"[The papers' claims, tested]({CLAIMS_PAGE}): each claim of the two papers, the "
+              "comparisons that test it and a computed verdict per dataset, preset and budget.", ""]
     body = []
     for dataset, protocol, page in pages:
         rel = f"{safe_name(dataset)}/{safe_name(protocol)}"
@@ -709,8 +713,10 @@ def _render(frame: pd.DataFrame) -> _Output:
         text = _add_page(out, dataset, protocol, page, page_agg)
         texts.append((dataset, protocol, f"{safe_name(dataset)}/{safe_name(protocol)}", text))
     index = _index_text(pages, agg)
+    claims_md = claims.claims_page(df, GENERATOR)
     out.texts[Path("README.md")] = index
-    out.texts[Path("index.html")] = html.leaderboard_html(index, texts)
+    out.texts[Path(CLAIMS_PAGE)] = claims_md
+    out.texts[Path("index.html")] = html.leaderboard_html(index, texts, claims_md)
     return out
 
 
@@ -771,7 +777,7 @@ def _generated_files(out_dir: Path) -> list[Path]:
     """The files in ``out_dir`` of the kinds ``generate`` writes: the index and per-folder pages."""
     if not out_dir.is_dir():
         return []
-    files = [out_dir / name for name in ("README.md", "index.html") if (out_dir / name).is_file()]
+    files = [out_dir / name for name in TOP_LEVEL_PAGES if (out_dir / name).is_file()]
     for folder in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files += [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix in GENERATED_SUFFIXES]
     return files

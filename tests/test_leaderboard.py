@@ -71,6 +71,7 @@ def test_deterministic_bytes(tmp_path):
         assert filecmp.cmp(tmp_path / "a" / rel, tmp_path / "b" / rel, shallow=False), rel
     assert {str(p) for p in _files(tmp_path / "a")} == {
         "README.md",
+        "claims.md",
         "digits/probe.md",
         "digits/probe.csv",
         "digits/probe_accuracy_vs_t.png",
@@ -205,7 +206,7 @@ def test_empty_frame(tmp_path):
     out = tmp_path / "lb"
     generate(_frame(tmp_path), out)
     generate(ResultsStore(tmp_path / "empty").frame(), out)
-    assert [str(f) for f in _files(out)] == ["README.md", "index.html"]
+    assert [str(f) for f in _files(out)] == ["README.md", "claims.md", "index.html"]
 
 
 def test_format_summary(tmp_path):
@@ -291,9 +292,9 @@ def test_html_leaderboard_is_one_file_with_every_page_sortable_tables_and_plots(
     generate(_frame(tmp_path), tmp_path / "lb")
     page = (tmp_path / "lb" / "index.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script>" in page
-    for anchor in ("digits-probe", "digits-svm"):
+    for anchor in ("claims", "digits-probe", "digits-svm"):
         assert f'<section id="{anchor}">' in page and f'href="#{anchor}"' in page  # index -> section
-    pages = [tmp_path / "lb" / "README.md", *(tmp_path / "lb" / "digits").glob("*.md")]
+    pages = [tmp_path / "lb" / "README.md", tmp_path / "lb" / "claims.md", *(tmp_path / "lb" / "digits").glob("*.md")]
     tables = sum(p.read_text().count("\n|---") for p in pages)
     assert page.count('<table class="sortable">') == tables  # every markdown table, sortable
     assert '<img src="digits/probe_accuracy_vs_t.png"' in page
