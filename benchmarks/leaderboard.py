@@ -479,7 +479,7 @@ def _summary_section(protocol: str, agg: pd.DataFrame, raw: pd.DataFrame | None 
 
 
 def _page_text(
-    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, _Figure]
+    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, list[_Figure]]
 ) -> str:
     lines = [
         f"# {dataset} — {protocol}",
@@ -498,8 +498,7 @@ def _page_text(
     lines += _summary_section(protocol, agg, page)
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
-        if metric in figures:
-            lines += [f"![{figures[metric].caption}]({figures[metric].file})", ""]
+        lines += [line for fig in figures.get(metric, []) for line in (f"![{fig.caption}]({fig.file})", "")]
         lines += [*metric_table(agg[agg["metric"] == metric], metric, page[page["metric"] == metric]), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
@@ -559,7 +558,7 @@ def _add_page(out: _Output, dataset: str, protocol: str, page: pd.DataFrame, agg
     """Add a (dataset, protocol) page, its CSV and its figures to ``out``; returns the page's text."""
     folder, stem = Path(safe_name(dataset)), safe_name(protocol)
     figures = _plan_figures(agg, f"{dataset} / {protocol}", stem)
-    out.figures.update({folder / fig.file: fig for fig in figures.values()})
+    out.figures.update({folder / fig.file: fig for figs in figures.values() for fig in figs})
     text = _page_text(dataset, protocol, page, agg, figures)
     out.texts[folder / f"{stem}.md"] = text
     out.texts[folder / f"{stem}.csv"] = _page_csv(agg)
@@ -598,27 +597,43 @@ def _figure_digest(rows: pd.DataFrame, *arguments: object) -> str:
     return digest.hexdigest()
 
 
-def _plan_figures(agg: pd.DataFrame, title: str, stem: str) -> dict[str, _Figure]:
-    """One figure per metric that has one: {metric: figure}."""
-    figures = {}
+LINE_KINDS = ("vs_t", "vs_points", "vs_labels")  # one line per entry: main entries and variants apart
+
+
+def _plan_figures(agg: pd.DataFrame, title: str, stem: str) -> dict[str, list[_Figure]]:
+    """The figures of each metric that has any: {metric: [figure, ...]}. A line figure shows the main
+    entries (no overrides); a second one, ``..._variants.png``, each variant beside its plain entry."""
+    figures: dict[str, list[_Figure]] = {}
     for metric in _metric_order(agg["metric"]):
         rows = agg[agg["metric"] == metric]
         kind = _figure_kind(metric, rows)
         if kind is None:
             continue
-        settings = _used_settings(rows)
-        if kind == "heatmap":
-            draw = functools.partial(plots.plot_heatmaps, rows[rows["t2"].notna()], metric, title)
-        elif kind == "bars":
-            draw = functools.partial(plots.plot_bars_over_t, rows, metric, title)
-        elif kind == "vs_t":
-            draw = functools.partial(plots.plot_metric_vs_t, rows, metric, title, settings=settings)
-        else:  # "vs_points" or "vs_labels"
-            draw = functools.partial(plots.plot_metric_vs_count, rows, metric, title, settings=settings,
-                                     axis=kind.removeprefix("vs_"))
-        figures[metric] = _Figure(f"{stem}_{metric}_{kind}.png", _CAPTIONS[kind].format(metric), draw,
-                                  _figure_digest(rows, kind, metric, title, settings))
+        if kind not in LINE_KINDS:
+            figures[metric] = [_one_figure(rows, metric, kind, title, f"{stem}_{metric}_{kind}", _CAPTIONS[kind])]
+            continue
+        plain, varied = rows[rows["variant"] == ""], set(rows.loc[rows["variant"] != "", "method"])
+        parts = [(plain, "", "")] if not plain.empty else []
+        if varied:  # named as the main figure when there is no main figure
+            parts.append((rows[rows["method"].isin(varied)], "_variants" if parts else "",
+                          ", variants beside their plain entry"))
+        figures[metric] = [_one_figure(part, metric, kind, title, f"{stem}_{metric}_{kind}{suffix}",
+                                       _CAPTIONS[kind] + caption) for part, suffix, caption in parts]
     return figures
+
+
+def _one_figure(rows: pd.DataFrame, metric: str, kind: str, title: str, name: str, caption: str) -> _Figure:
+    settings = _used_settings(rows)
+    if kind == "heatmap":
+        draw = functools.partial(plots.plot_heatmaps, rows[rows["t2"].notna()], metric, title)
+    elif kind == "bars":
+        draw = functools.partial(plots.plot_bars_over_t, rows, metric, title)
+    elif kind == "vs_t":
+        draw = functools.partial(plots.plot_metric_vs_t, rows, metric, title, settings=settings)
+    else:  # "vs_points" or "vs_labels"
+        draw = functools.partial(plots.plot_metric_vs_count, rows, metric, title, settings=settings,
+                                 axis=kind.removeprefix("vs_"))
+    return _Figure(f"{name}.png", caption.format(metric), draw, _figure_digest(rows, kind, metric, title, settings))
 
 
 def _index_text(pages: list[tuple[str, str, pd.DataFrame]], agg: pd.DataFrame) -> str:
