@@ -38,13 +38,13 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from benchmarks import stats
+from benchmarks.budget import images_seen, split_budget
 from benchmarks.plots import entry_name, is_accuracy
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not measured"
 MIN_SEEDS = 3
 ACCURACY_MARGIN = 0.01  # one point of accuracy: "flat", "does not degrade", "saturates", "comparable"
 T_MARGIN = 0.1          # "the learnt t ends near 0.5": within 0.1 of it
-BUDGET_KEYS = ("iterations", "batch_size")  # overrides that change the budget, not the entry
 BASELINES = ("ae", "vae", "dae", "cdae", "simclr-gauss")
 AUGMENTATION_FREE = ("ae", "vae", "dae", "cdae", "drl", "vdrl", "drl-vp", "vdrl-vp")
 PROBE_HEADS = ("linear", "mlp")
@@ -167,21 +167,6 @@ def combine(verdicts: Sequence[str]) -> str:
 # -- reading the rows -----------------------------------------------------------------
 
 
-def _split_variant(variant: str) -> tuple[str, str]:
-    """'iterations=5000; latent_dim=2' -> ('latent_dim=2', 'iterations=5000'): the entry, the budget."""
-    parts = [p for p in variant.split("; ") if p]
-    budget = [p for p in parts if p.split("=", 1)[0] in BUDGET_KEYS]
-    return "; ".join(p for p in parts if p not in budget), "; ".join(budget)
-
-
-def _images_seen(config: str) -> int:
-    try:
-        budget = json.loads(config)["budget"]
-        return int(budget["iterations"]) * int(budget["batch_size"])
-    except (ValueError, KeyError, TypeError):
-        return -1  # not recorded
-
-
 def _val_accuracy(setting: str) -> float:
     try:
         return float(json.loads(setting)["val_accuracy"])
@@ -243,9 +228,9 @@ def contexts(df: pd.DataFrame) -> list[Context]:
     """Every (dataset, preset, budget) of the normalised store frame ``df``."""
     if df.empty:
         return []
-    split = df["variant"].map(_split_variant)
+    split = df["variant"].map(split_budget)
     rows = df.assign(entry_variant=split.str[0], budget_set=split.str[1],
-                     images_seen=df["config"].map(_images_seen))
+                     images_seen=df["config"].map(images_seen))
     out = []
     for (dataset, preset, seen, budget_set), group in rows.groupby(
             ["dataset", "preset", "images_seen", "budget_set"], sort=True):

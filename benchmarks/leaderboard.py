@@ -24,7 +24,7 @@ from typing import NamedTuple, TypeVar
 
 import pandas as pd
 
-from benchmarks import claims, html, plots, stats
+from benchmarks import budget, claims, html, plots, stats
 from benchmarks.plots import entry_name, format_t, is_accuracy, is_missing
 from benchmarks.plots import setting_text as _setting_text
 from benchmarks.store import setting_at_edge
@@ -479,7 +479,8 @@ def _summary_section(protocol: str, agg: pd.DataFrame, raw: pd.DataFrame | None 
 
 
 def _page_text(
-    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, list[_Figure]]
+    dataset: str, protocol: str, page: pd.DataFrame, agg: pd.DataFrame, figures: dict[str, list[_Figure]],
+    budget_lines: Sequence[str] = (),
 ) -> str:
     lines = [
         f"# {dataset} — {protocol}",
@@ -496,12 +497,40 @@ def _page_text(
     lines += _commands_section(page)
     lines += _protocol_notes(protocol)
     lines += _summary_section(protocol, agg, page)
+    lines += budget_lines
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
         lines += [line for fig in figures.get(metric, []) for line in (f"![{fig.caption}]({fig.file})", "")]
         lines += [*metric_table(agg[agg["metric"] == metric], metric, page[page["metric"] == metric]), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
+
+
+BUDGET_METRIC = "best_t_accuracy"  # what the budget axis shows: each method at its best t
+
+
+def _budget_section(page: pd.DataFrame, title: str, stem: str) -> tuple[list[str], _Figure | None]:
+    """Best-t accuracy against images seen, when the page holds an entry at two budgets or more."""
+    agg = budget.by_budget(page, BUDGET_METRIC)
+    if agg.empty or agg.groupby(["method", "variant", "preset"])["images_seen"].nunique().max() < 2:
+        return [], None
+    draw = functools.partial(plots.plot_metric_vs_budget, agg, BUDGET_METRIC, title)
+    figure = _Figure(f"{stem}_accuracy_vs_budget.png", f"{BUDGET_METRIC} against images seen", draw,
+                     _figure_digest(agg, "budget", BUDGET_METRIC, title))
+    seen = sorted(agg["images_seen"].unique())
+    cells = {(r["method"], r["variant"], r["preset"], r["head"], r["images_seen"]): Cell.of(r)
+             for r in agg.to_dict(orient="records")}
+    rows = sorted({k[:4] for k in cells})
+    body = [[entry_name(m, v), p, h, *(format_cell(cells[(m, v, p, h, n)], BUDGET_METRIC)
+                                         if (m, v, p, h, n) in cells else "" for n in seen)]
+            for m, v, p, h in rows]
+    lines = ["## Accuracy against pretraining budget", "",
+             f"{BUDGET_METRIC} (%) of every entry at each budget it was run at (images seen in pretraining: "
+             "iterations x batch size; runs with `--set iterations=N`), mean ± std [95% interval] (n) over "
+             "seeds. A ranking that changes along this axis is an artefact of the budget.", "",
+             f"![{figure.caption}]({figure.file})", "",
+             *_md_table(["method", "preset", "head", *(f"{int(n):,}" for n in seen)], body), ""]
+    return lines, figure
 
 
 def edge_counts(agg: pd.DataFrame) -> tuple[int, int, int, int]:
@@ -558,8 +587,11 @@ def _add_page(out: _Output, dataset: str, protocol: str, page: pd.DataFrame, agg
     """Add a (dataset, protocol) page, its CSV and its figures to ``out``; returns the page's text."""
     folder, stem = Path(safe_name(dataset)), safe_name(protocol)
     figures = _plan_figures(agg, f"{dataset} / {protocol}", stem)
+    budget_lines, budget_figure = _budget_section(page, f"{dataset} / {protocol}", stem)
     out.figures.update({folder / fig.file: fig for figs in figures.values() for fig in figs})
-    text = _page_text(dataset, protocol, page, agg, figures)
+    if budget_figure is not None:
+        out.figures[folder / budget_figure.file] = budget_figure
+    text = _page_text(dataset, protocol, page, agg, figures, budget_lines)
     out.texts[folder / f"{stem}.md"] = text
     out.texts[folder / f"{stem}.csv"] = _page_csv(agg)
     return text

@@ -106,12 +106,13 @@ def _line_styles(agg: pd.DataFrame, labels: pd.Series) -> dict[str, tuple]:
 
 
 def _fit_y(ax, ys: list[pd.Series], metric: str) -> None:
-    """Accuracies: the y axis from the lowest entry's median (less 2 points) up, so that the entries
-    that matter are not squeezed into the top of a 0-100 axis; what falls below is said on the axis."""
+    """Accuracies: the y axis from the lowest tenth of the points (less 2 points) up, so that a
+    collapse of one entry (DAE at large t) does not squeeze the rest into the top of a 0-100 axis;
+    what falls below is said on the axis."""
     if not is_accuracy(metric) or not ys:
         return
     values = pd.concat(ys)
-    low = min(float(y.median()) for y in ys) - 2.0
+    low = float(values.quantile(0.1)) - 2.0
     high = float(values.max()) + 1.0
     if values.min() < low:
         ax.set_ylim(low, high)
@@ -267,3 +268,21 @@ def plot_bars_over_t(agg: pd.DataFrame, metric: str, title: str, path: Path, dig
         fig.suptitle(f"{title}: {metric} (mean ± std over seeds)", fontsize="medium")
         fig.tight_layout()
         _save(fig, path, digest)
+
+
+def _images_text(n: float) -> str:
+    n = int(n)
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if n >= size:
+            return f"{n / size:g}{unit}"
+    return str(n)
+
+
+def plot_metric_vs_budget(agg: pd.DataFrame, metric: str, title: str, path: Path, digest: str = "") -> None:
+    """A metric (best-t accuracy) against the pretraining budget in images seen, log x, one subplot per head."""
+    def ticks(ns: list) -> tuple[list, list[str]]:
+        return [int(n) for n in ns], [_images_text(n) for n in ns]
+
+    _line_plot(agg, "images_seen", metric, title, path, "images seen in pretraining (log scale)", ticks, [],
+               log_x=True, digest=digest)
+
