@@ -493,6 +493,7 @@ def _page_text(
         "diffusion time t, columns K=... the number of trajectory points.",
         "",
     ]
+    lines += _answer_section(agg, page, figures)
     lines += _edge_summary(agg)
     lines += _commands_section(page)
     lines += _protocol_notes(protocol)
@@ -500,10 +501,62 @@ def _page_text(
     lines += budget_lines
     for metric in _metric_order(agg["metric"]):
         lines += [f"## {metric}", ""]
-        lines += [line for fig in figures.get(metric, []) for line in (f"![{fig.caption}]({fig.file})", "")]
+        shown_above = figures.get(metric, [])[1:] if metric == PRIMARY_METRIC else figures.get(metric, [])
+        lines += [line for fig in shown_above for line in (f"![{fig.caption}]({fig.file})", "")]
         lines += [*metric_table(agg[agg["metric"] == metric], metric, page[page["metric"] == metric]), ""]
     lines += ["## Compute", "", *compute_table(page), ""]
     return "\n".join(lines)
+
+
+def _answer_rows(agg: pd.DataFrame) -> tuple[str, pd.DataFrame, str] | None:
+    """What a page's answer table shows: (metric, its rows, what they are), or None.
+
+    Best-t accuracy where the protocol chose t on validation (probe, lowlabel); else accuracy at the
+    largest number of trajectory points (trajectory). Nothing is chosen on the test split here."""
+    if (agg["metric"] == BUDGET_METRIC).any():
+        return BUDGET_METRIC, agg[agg["metric"] == BUDGET_METRIC], "test accuracy at the t chosen on validation"
+    acc = agg[(agg["metric"] == PRIMARY_METRIC) & agg["points"].notna()]
+    if acc["points"].nunique() > 1:
+        k = int(acc["points"].max())
+        return PRIMARY_METRIC, acc[acc["points"] == k], f"test accuracy with K = {k} points"
+    return None
+
+
+def _answer_section(agg: pd.DataFrame, page: pd.DataFrame, figures: dict[str, list[_Figure]]) -> list[str]:
+    """The page's answer first: the main figure and one row per entry, ranked, with its budget."""
+    lines = ["## Answer", ""]
+    if figures.get(PRIMARY_METRIC):
+        main = figures[PRIMARY_METRIC][0]
+        lines += [f"![{main.caption}]({main.file})", ""]
+    found = _answer_rows(agg)
+    if found is None:
+        return lines if len(lines) > 2 else []
+    metric, rows, what = found
+    columns = [c for c in ("head", "labels") if rows[c].map(_setting_text).ne("").any()]
+    rows = rows.sort_values(columns or ["method"]).assign(
+        column=rows[columns].apply(lambda r: " · ".join(
+            _setting_text(v) + (" labels" if c == "labels" else "") for c, v in r.items()), axis=1)
+        if columns else "value")
+    heads = list(dict.fromkeys(rows.sort_values(columns or ["method"])["column"]))  # head, then labels as numbers
+    seen = page.assign(images=page["config"].map(budget.images_seen)).groupby(list(ENTRY_COLUMNS))["images"].agg(
+        lambda v: ", ".join(f"{int(n):,}" for n in sorted(set(v)) if n != budget.UNRECORDED) or DASH)
+    cells = {(r["method"], r["variant"], r["preset"], r["column"]): Cell.of(r) for r in rows.to_dict(orient="records")}
+    means = pd.DataFrame([{"entry": k[:3], "column": k[3], "mean": c.mean} for k, c in cells.items()])
+    tables = []
+    for title, keep in (("", lambda e: e[1] == ""), ("Variants (overridden settings):", lambda e: e[1] != "")):
+        part = means[means["entry"].map(keep)]
+        if part.empty:
+            continue
+        rank = part.assign(rank=part.groupby("column")["mean"].rank(ascending=False, method="average"))
+        order = rank.groupby("entry")["rank"].mean().sort_values(kind="stable")
+        body = [[entry_name(e[0], e[1]), e[2], seen.get(e, DASH), f"{r:.1f}",
+                 *(format_cell(cells[(*e, h)], metric) if (*e, h) in cells else "" for h in heads)]
+                for e, r in sorted(order.items(), key=lambda item: (item[1], item[0]))]
+        tables += ([title, ""] if title else []) + _md_table(
+            ["method", "preset", "images seen", "mean rank", *heads], body) + [""]
+    intro = (f"{metric}{' (%)' if is_accuracy(metric) else ''}: {what}, mean ± std [95% interval] (n) over "
+             "seeds; entries ranked within each column (1 = best), the mean of those ranks shown.")
+    return [*lines, intro, "", *tables]
 
 
 BUDGET_METRIC = "best_t_accuracy"  # what the budget axis shows: each method at its best t

@@ -395,3 +395,22 @@ def test_cells_with_a_selection_at_an_edge_are_marked_and_counted(tmp_path):
     acc = csv[csv.metric == "accuracy"].sort_values("t")
     assert acc["at_edge"].tolist() == [1, 0] and acc["edge_n"].tolist() == [2, 2]
     assert csv[csv.metric == "best_t"]["edge_n"].tolist() == [0]
+
+
+def test_a_page_opens_with_its_answer_ranked_main_entries_apart_from_variants(tmp_path):
+    store = ResultsStore(tmp_path / "store")
+    for method, variant, acc in (("drl", "", 0.95), ("ae", "", 0.97), ("drl", "latent_dim=2", 0.80)):
+        for seed in (0, 1):
+            run = RunInfo(dataset="digits", method=method, protocol="probe", preset="quick", seed=seed,
+                          variant=variant, config={"budget": {"iterations": 1000, "batch_size": 128}},
+                          command=f"python -m benchmarks run --method {method} --protocol probe")
+            store.write(run, [Record("best_t_accuracy", acc + seed / 100, head="linear"),
+                              Record("accuracy", acc, t=0.0, head="linear")])
+    generate(store.frame(), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    answer = page[page.index("## Answer"):page.index("## Produced by")]
+    assert answer.index("![accuracy against t](probe_accuracy_vs_t.png)") < answer.index("| method |")
+    main, variants = answer.split("Variants (overridden settings):")
+    assert main.index("| ae | quick | 128,000 | 1.0 | 97.50") < main.index("| drl | quick | 128,000 | 2.0 | 95.50")
+    assert "drl [latent_dim=2]" in variants and "drl [latent_dim=2]" not in main
+    assert page.count("](probe_accuracy_vs_t.png)") == 1, "the main figure is shown once, in the answer"
