@@ -1,21 +1,22 @@
 """The leaderboards as one static HTML file: every page, sortable tables, the plots.
 
-It renders the markdown that ``leaderboard`` generates (a known subset:
-headings, paragraphs, bullet lists, code fences, pipe tables, images, links,
-bold and code spans), so the HTML can never say something the pages do not.
+It renders the markdown that ``leaderboard`` generates with markdown-it-py
+(CommonMark and GitHub's pipe tables), so the HTML can never say something the
+pages do not.
 No server and no network: the plots are the PNGs beside it, and a few lines of
 inline JavaScript sort a table by the clicked column (numbers as numbers).
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable, Sequence
 
+from markdown_it import MarkdownIt
+
 _SORT_SCRIPT = """
-document.querySelectorAll("table.sortable th").forEach((th, col) => th.addEventListener("click", () => {
-  const body = th.closest("table").tBodies[0];
+document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0], col = th.cellIndex;  // the column within its own table
   const key = r => { const t = r.cells[col].innerText.trim(); const n = parseFloat(t);
                      return isNaN(n) ? t : n; };
   const up = th.dataset.order !== "asc"; th.dataset.order = up ? "asc" : "desc";
@@ -40,68 +41,29 @@ def anchor(dataset: str, protocol: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", f"{dataset}-{protocol}").strip("-")
 
 
-def _inline(text: str, link: Callable[[str], str]) -> str:
-    """Escape, then render `code`, **bold** and [text](target) (targets rewritten by ``link``)."""
-    out, pos = [], 0
-    for m in re.finditer(r"`([^`]*)`|\*\*([^*]+)\*\*|\[([^\]]+)\]\(([^)]+)\)", text):
-        out.append(html.escape(text[pos:m.start()]))
-        if m.group(1) is not None:
-            out.append(f"<code>{html.escape(m.group(1))}</code>")
-        elif m.group(2) is not None:
-            out.append(f"<b>{html.escape(m.group(2))}</b>")
-        else:
-            out.append(f'<a href="{html.escape(link(m.group(4)))}">{_inline(m.group(3), link)}</a>')
-        pos = m.end()
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+def _parser() -> MarkdownIt:
+    # CommonMark plus GitHub's pipe tables: what the generated pages use, rendered as GitHub shows them.
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def markdown_to_html(text: str, link: Callable[[str], str] = lambda t: t, image: Callable[[str], str] = lambda s: s,
                      heading_offset: int = 0) -> str:
-    """Our generated markdown subset -> HTML."""
-    lines, out, i = text.splitlines(), [], 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("```"):
-            block = []
-            i += 1
-            while i < len(lines) and not lines[i].startswith("```"):
-                block.append(lines[i])
-                i += 1
-            out.append(f"<pre><code>{html.escape(chr(10).join(block))}</code></pre>")
-        elif line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")) + heading_offset, 6)
-            out.append(f"<h{level}>{_inline(line.lstrip('#').strip(), link)}</h{level}>")
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(_cells(lines[i]))
-                i += 1
-            i -= 1
-            head = "".join(f"<th>{_inline(c, link)}</th>" for c in rows[0])
-            body = "".join("<tr>" + "".join(f"<td>{_inline(c, link)}</td>" for c in r) + "</tr>" for r in rows[2:])
-            out.append(f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
-        elif m := re.fullmatch(r"!\[([^\]]*)\]\(([^)]+)\)", line.strip()):
-            out.append(f'<p><img src="{html.escape(image(m.group(2)))}" alt="{html.escape(m.group(1))}"></p>')
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{_inline(lines[i][2:], link)}</li>")
-                i += 1
-            i -= 1
-            out.append(f"<ul>{''.join(items)}</ul>")
-        elif line.strip():
-            para = [line]
-            while i + 1 < len(lines) and lines[i + 1].strip() and not re.match(r"[#|`!]|- ", lines[i + 1]):
-                i += 1
-                para.append(lines[i])
-            out.append(f"<p>{_inline(' '.join(para), link)}</p>")
-        i += 1
-    return "\n".join(out)
+    """A generated page's markdown -> HTML (markdown-it-py): links and image sources rewritten by
+    ``link`` and ``image`` (a page's relative targets, seen from the single file), headings moved down
+    by ``heading_offset`` levels, every table sortable."""
+    md = _parser()
+    tokens = md.parse(text)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + heading_offset, 6)}"
+        elif token.type == "table_open":
+            token.attrSet("class", "sortable")
+        for child in token.children or ():
+            if child.type == "link_open":
+                child.attrSet("href", link(str(child.attrGet("href"))))
+            elif child.type == "image":
+                child.attrSet("src", image(str(child.attrGet("src"))))
+    return md.renderer.render(tokens, md.options, {})
 
 
 CLAIMS_ANCHOR = "claims"

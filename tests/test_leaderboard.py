@@ -298,7 +298,7 @@ def test_html_leaderboard_is_one_file_with_every_page_sortable_tables_and_plots(
     tables = sum(p.read_text().count("\n|---") for p in pages)
     assert page.count('<table class="sortable">') == tables  # every markdown table, sortable
     assert '<img src="digits/probe_accuracy_vs_t.png"' in page
-    assert '<b>93.00</b>' in page  # bold best mean survives
+    assert '<strong>93.00</strong>' in page  # bold best mean survives
 
 
 def test_every_entry_links_its_full_config_and_commit(tmp_path):
@@ -311,14 +311,15 @@ def test_every_entry_links_its_full_config_and_commit(tmp_path):
     assert "git show abc123" in commit_page and "| digits | probe | drl | tiny | 0,1,2 |" in commit_page
 
 
-def test_markdown_subset_to_html():
+def test_markdown_to_html_rewrites_links_images_and_headings():
     from benchmarks.html import markdown_to_html
 
     out = markdown_to_html("# T\n\npara with `x<y` and **b**\nnext line\n\n| a | b |\n|---|---|\n| 1 | [z](f.md) |\n"
-                           "\n![cap](p.png)\n\n- item\n\n```sh\nrun > x\n```", link=lambda t: "L:" + t)
-    assert "<h1>T</h1>" in out and "<p>para with <code>x&lt;y</code> and <b>b</b> next line</p>" in out
-    assert '<td><a href="L:f.md">z</a></td>' in out and '<img src="p.png" alt="cap">' in out
-    assert "<ul><li>item</li></ul>" in out and "<pre><code>run &gt; x</code></pre>" in out
+                           "\n![cap](p.png)\n\n- item\n\n```sh\nrun > x\n```", link=lambda t: "L:" + t,
+                           image=lambda s: "I:" + s, heading_offset=1)
+    assert "<h2>T</h2>" in out and "<code>x&lt;y</code> and <strong>b</strong>" in out
+    assert '<td><a href="L:f.md">z</a></td>' in out and '<img src="I:p.png" alt="cap" />' in out
+    assert '<table class="sortable">' in out and "<li>item</li>" in out and "run &gt; x" in out
 
 
 def _count_drawings(monkeypatch) -> list[str]:
