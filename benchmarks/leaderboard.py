@@ -750,32 +750,45 @@ def _index_text(pages: list[tuple[str, str, pd.DataFrame]], agg: pd.DataFrame) -
 
 
 def _rank_section(agg: pd.DataFrame) -> list[str]:
-    """Average rank of every entry per protocol, over datasets, on the primary metric."""
+    """Average rank of every entry per protocol, over datasets, on the primary metric: the main
+    entries ranked among themselves, then the variants (overridden settings) among all entries."""
+    primary = agg[agg["metric"] == PRIMARY_METRIC]
+    if primary.empty:
+        return []
+    lines = [
+        f"## Average rank ({PRIMARY_METRIC})",
+        "",
+        "Per protocol: within every comparable cell (same preset, setting and t) entries are ranked by "
+        "mean accuracy (1 = best, ties share the average rank); an entry's rank on a dataset is its mean "
+        "over cells, and the number shown its mean over datasets (how many in parentheses). The main "
+        "entries (preset settings) are ranked among themselves; each variant is then ranked among the "
+        "main entries and the variants.",
+        "",
+        *_rank_table(primary[primary["variant"] == ""]),
+        "",
+    ]
+    if (primary["variant"] != "").any():
+        variants = _rank_table(primary, only_variants=True)
+        lines += ["Variants (overridden settings):", "", *variants, ""]
+    return lines
+
+
+def _rank_table(primary: pd.DataFrame, only_variants: bool = False) -> list[str]:
     ranks: dict[str, pd.Series] = {}
     counts: dict[str, pd.Series] = {}
-    primary = agg[agg["metric"] == PRIMARY_METRIC]
     for protocol, rows in primary.groupby("protocol", sort=True):
         cells = rows.assign(entry=[entry_name(m, v) for m, v in zip(rows["method"], rows["variant"], strict=True)])
         for col in ("head", "labels", "points", "t2", "t"):
             cells[col] = cells[col].map(_setting_text)
         ranks[protocol] = stats.average_ranks(cells, cell=("preset", "head", "labels", "points", "t2", "t"))
         counts[protocol] = cells.groupby("entry")["dataset"].nunique()
-    if not ranks:
-        return []
-    entries = sorted(set().union(*(r.index for r in ranks.values())),
-                     key=lambda e: (pd.Series([r.get(e, math.inf) for r in ranks.values()]).mean(), e))
+    shown = set().union(*(r.index for r in ranks.values()))
+    if only_variants:
+        shown = {e for e in shown if e.endswith("]")}
+    entries = sorted(shown, key=lambda e: (pd.Series([r.get(e, math.inf) for r in ranks.values()]).mean(), e))
     body = [[e, *(f"{ranks[p][e]:.2f} ({counts[p][e]})" if e in ranks[p] else "" for p in ranks)]
             for e in entries]
-    return [
-        f"## Average rank ({PRIMARY_METRIC})",
-        "",
-        "Per protocol: within every comparable cell (same preset, setting and t) entries are ranked by "
-        "mean accuracy (1 = best, ties share the average rank); an entry's rank on a dataset is its mean "
-        "over cells, and the number shown its mean over datasets (how many in parentheses).",
-        "",
-        *_md_table(["method", *ranks], body),
-        "",
-    ]
+    return _md_table(["method", *ranks], body)
 
 
 def _check_unique_paths(pages: list[tuple[str, str, pd.DataFrame]]) -> None:
