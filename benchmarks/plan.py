@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
 from benchmarks.store import FILENAME, RUN_KEY, ResultsStore, StoreError
 from methods.base import Budget, get_method_class
-from protocols.trajectory import trajectory_times
 
 if TYPE_CHECKING:
     from benchmarks.runner import Plan, Setup
@@ -79,13 +78,7 @@ def feature_times(protocol: Any, cfg: Any) -> tuple[float, ...] | None:
     """The t at which a protocol reads cached codes; None for one that fine-tunes the encoder instead."""
     if getattr(protocol, "fine_tunes", False):
         return None
-    if hasattr(cfg, "t_values"):
-        return tuple(cfg.t_values)
-    if hasattr(cfg, "trajectory_points"):
-        return tuple(sorted({t for k in cfg.trajectory_points for t in trajectory_times(k)}))
-    if hasattr(cfg, "attention_points"):
-        return trajectory_times(cfg.attention_points)
-    return None
+    return tuple(protocol.feature_times(cfg))
 
 
 def describe(plan: Plan, setup: Setup) -> str:

@@ -34,6 +34,10 @@ class Attention:
     config_cls = AttentionConfig
     metrics = ("attention", "attention_cls", "accuracy")
     test_metrics = ("attention", "attention_cls", "accuracy")  # all measured on the test split
+
+    def feature_times(self, cfg: AttentionConfig) -> tuple[float, ...]:
+        return trajectory_times(cfg.attention_points)
+
     notes = """
 The `transformer` head of the `trajectory` protocol, trained the same way
 (learning rate and epoch chosen on validation, on MNIST's `quick` preset from

@@ -37,6 +37,13 @@ class TimeGridConfig:
             raise ValueError(f"t_values must lie in [0, 1]; got {bad or tuple(self.t_values)!r}")
 
 
+class ReadsTimeGrid:
+    """For protocols configured by a ``TimeGridConfig``: they read the codes at its ``t_values``."""
+
+    def feature_times(self, cfg: TimeGridConfig) -> tuple[float, ...]:
+        return tuple(cfg.t_values)
+
+
 def times_to_encode(method: Any, t_values: Sequence[float]) -> list[float]:
     """All of ``t_values``, or only the first for a static method (its codes are the same at every t)."""
     return list(t_values) if method.time_conditioned else list(t_values)[:1]
@@ -97,6 +104,10 @@ class Evaluation(Protocol):
     # Optional: ``fine_tunes = True`` for a protocol that trains a *copy* of the encoder on images
     # (semisup) instead of reading cached codes; ``summary = {title, row, columns, metrics}`` for a
     # paper-shaped pivot table at the top of its page.
+
+    def feature_times(self, cfg: Any) -> Sequence[float]: ...
+    """The t at which ``run`` reads cached codes (the dry-run plan and the cache ask it); none for
+    a protocol that fine-tunes the encoder on images."""
 
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from benchmarks.data import DataSplits
-from protocols.base import Encoded, Record, register_protocol
+from protocols.base import Encoded, ReadsTimeGrid, Record, register_protocol
 from protocols.labels import check_label_counts, label_ladder, save_subset, stratified_subset
 from protocols.probe import ProbeConfig, ProbeInputs, probe_records
 
@@ -30,7 +30,7 @@ class LowLabelConfig(ProbeConfig):
 
 
 @register_protocol
-class LowLabel:
+class LowLabel(ReadsTimeGrid):
     name = "lowlabel"
     config_cls = LowLabelConfig
     metrics = ("accuracy", "best_t", "best_t_accuracy")

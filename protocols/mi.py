@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 import torch
 
-from protocols.base import Encoded, Record, TimeGridConfig, register_protocol, times_to_encode
+from protocols.base import (
+    Encoded,
+    ReadsTimeGrid,
+    Record,
+    TimeGridConfig,
+    register_protocol,
+    times_to_encode,
+)
 from protocols.information import (
     DEFAULT_NEIGHBOURS,
     ksg_ceiling,
@@ -31,7 +38,7 @@ class MIConfig(TimeGridConfig):
 
 
 @register_protocol
-class MutualInformation:
+class MutualInformation(ReadsTimeGrid):
     name = "mi"
     config_cls = MIConfig
     metrics = ("nmi", "label_nmi")

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from protocols.base import (
     Encoded,
+    ReadsTimeGrid,
     Record,
     TimeGridConfig,
     register_protocol,
@@ -71,7 +72,7 @@ class ProbeConfig(TimeGridConfig):
 
 
 @register_protocol
-class Probe:
+class Probe(ReadsTimeGrid):
     name = "probe"
     config_cls = ProbeConfig
     notes = """

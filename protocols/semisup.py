@@ -367,6 +367,9 @@ class Semisup:
     name = "semisup"
     config_cls = SemisupConfig
     fine_tunes = True  # trains a copy of the encoder: reads images, not cached codes
+
+    def feature_times(self, cfg: SemisupConfig) -> tuple[float, ...]:
+        return ()
     metrics = ("accuracy", "warmup_accuracy", "val_accuracy", "pseudo_label_accuracy", "t_final")
     test_metrics = ("accuracy", "warmup_accuracy")
     summary = {"title": "Table 1: test accuracy by label count, initialisation and mixup",

@@ -8,6 +8,7 @@ from sklearn.metrics import silhouette_score
 
 from protocols.base import (
     Encoded,
+    ReadsTimeGrid,
     Record,
     TimeGridConfig,
     register_protocol,
@@ -27,7 +28,7 @@ class SilhouetteConfig(TimeGridConfig):
 
 
 @register_protocol
-class Silhouette:
+class Silhouette(ReadsTimeGrid):
     name = "silhouette"
     config_cls = SilhouetteConfig
     metrics = ("silhouette",)

@@ -16,6 +16,7 @@ from sklearn.svm import SVC
 from benchmarks.data import DataSplits
 from protocols.base import (
     Encoded,
+    ReadsTimeGrid,
     Record,
     TimeGridConfig,
     register_protocol,
@@ -39,7 +40,7 @@ class SVMConfig(TimeGridConfig):
 
 
 @register_protocol
-class SVMFewShot:
+class SVMFewShot(ReadsTimeGrid):
     name = "svm"
     config_cls = SVMConfig
     metrics = ("accuracy",)

@@ -211,6 +211,10 @@ class Trajectory:
     config_cls = TrajectoryConfig
     metrics = ("accuracy",)
     test_metrics = ("accuracy",)
+
+    def feature_times(self, cfg: TrajectoryConfig) -> tuple[float, ...]:
+        return tuple(sorted({t for k in cfg.trajectory_points for t in trajectory_times(k)}))
+
     notes = """
 For K in {1, 2, 3, 6, 11, 21}, the codes at K times evenly spaced on [0, 1]
 (t = 0 and 1 included; K = 1 is t = 0.5), standardised with train statistics

@@ -115,6 +115,19 @@ def test_reads_each_split_through_the_feature_cache(name):
 
 
 @pytest.mark.parametrize("name", PROTOCOLS)
+def test_reads_only_the_codes_it_declares(name):
+    """``feature_times`` is what the dry-run plan and the cache are told: it must be what ``run`` reads."""
+    if _fine_tunes(name):
+        pytest.skip(f"{name} trains a copy of the encoder on images: it has no cached codes to read")
+    protocol, _, features = _run(name, _splits())
+    cfg = config_from_settings(protocol.config_cls, preset_settings("smoke", _splits().image_shape))
+    declared = set(protocol.feature_times(cfg))
+    assert declared and all(0.0 <= t <= 1.0 for t in declared)
+    read = {t for _, ts in features.calls for t in ts}
+    assert read <= declared, f"{name} read codes at {sorted(read - declared)}, which feature_times does not declare"
+
+
+@pytest.mark.parametrize("name", PROTOCOLS)
 def test_documents_itself_on_its_leaderboard_page(name, tmp_path):
     import pandas as pd
 
