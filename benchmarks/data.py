@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 __all__ = [
     "DATASETS",
@@ -74,7 +75,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# What torchvision's ImageFolder reads (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp, any case), so a
+# folder that ImageFolder accepts is accepted here.
+IMAGE_EXTENSIONS: tuple[str, ...] = tuple(IMG_EXTENSIONS)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 DEFAULT_VAL_FRACTION = 0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,6 +371,31 @@ def test_folder_rgb_formats(tmp_path) -> None:
     everything = torch.cat([d.train.images, d.val.images]).permute(0, 2, 3, 1).numpy()
     for key in [k for k in written if k[0] == "train"]:
         assert any(np.array_equal(img, written[key]) for img in everything), key
+
+
+def test_folder_reads_every_format_torchvisions_image_folder_reads(tmp_path) -> None:
+    from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    root = tmp_path / "formats"
+    rng = _rng(6)
+    written = {}
+    for i, ext in enumerate(IMG_EXTENSIONS):
+        for split in ("train", "test"):
+            arr = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+            path = root / split / ("a" if i % 2 else "b") / f"{i}{ext.upper() if i % 3 == 0 else ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr).save(path, **({"lossless": True} if ext == ".webp" else {"quality": 100}
+                                               if ext in (".jpg", ".jpeg") else {}))
+            written[(split, path.name)] = np.array(Image.open(path).convert("RGB"))  # what the file holds
+    d = load_dataset(f"folder:{root}", val_fraction=0.5)
+    theirs = ImageFolder(str(root / "test"))
+    assert len(d.test) == len(theirs) == len(IMG_EXTENSIONS), "every extension ImageFolder accepts, any case"
+    for ours, (path, _) in zip(d.test.images, theirs.samples, strict=True):
+        expected = written[("test", Path(path).name)].astype(int)
+        lossy = Path(path).suffix.lower() in (".jpg", ".jpeg")  # two JPEG decoders may differ by a grey level
+        assert np.abs(ours.permute(1, 2, 0).numpy().astype(int) - expected).max() <= (2 if lossy else 0), path
+    assert d.test.labels.tolist() == [label for _, label in theirs.samples]
 
 
 def test_folder_mixed_gray_and_rgb_becomes_rgb(tmp_path) -> None:
