@@ -139,6 +139,16 @@ class Method:
         """The representation from an encoder output: the mean for a probabilistic encoder."""
         return encoder_out[:, : self.cfg.latent_dim] if self.probabilistic else encoder_out
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups (Adam at the budget's lr unless a group sets its own
+        ``lr``, ``weight_decay``...): every trainable parameter of ``modules`` in one group. A method
+        with a momentum target leaves the target out (it is updated in ``after_step``)."""
+        return [{"params": [p for p in self.modules.parameters() if p.requires_grad]}]
+
+    def after_step(self, step: int) -> None:
+        """Called after every optimiser step and EMA update (``step`` counts from 0): a BYOL-like
+        method updates its momentum target here. Nothing by default."""
+
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
         """Settings an Optuna sweep may change, sampled from ``trial``: the pretraining learning rate."""

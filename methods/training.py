@@ -122,10 +122,63 @@ def barrier() -> None:
 
 
 # -- the loop ----------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """One pretraining run's state: built by ``_start``, advanced by ``_step``, closed by ``_finish``."""
+
+    method: Method
+    budget: Budget
+    options: TrainOptions
+    modules: nn.ModuleDict
+    params: list[nn.Parameter]  # every trained parameter, across the optimiser's groups
+    images: Tensor
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: BatchSampler
+    rank: int
+    world_size: int
+    channels_last: bool
+    bf16: bool
+    history: History = field(default_factory=History)
+    start_step: int = 0
+    elapsed: float = 0.0  # seconds trained before a resume
+    # This log window's losses and terms, left on the device: reading them (a host-device sync, which
+    # stalls a GPU) happens once per window and before a snapshot, not every step.
+    window: list[tuple[Tensor, dict[str, Tensor]]] = field(default_factory=list)
+
+
 def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions = TrainOptions(),
           progress: bool = True, on_step: Callable[[int], None] | None = None,
           snapshot_path: Path | None = None, log: Callable[[str], None] | None = None) -> History:
-    """Pretrain ``method`` for ``budget.iterations`` steps, resuming from ``snapshot_path`` if it holds one."""
+    """Pretrain ``method`` for ``budget.iterations`` steps, resuming from ``snapshot_path`` if it holds one.
+
+    Each step: the method's loss on a batch, backward, gradient clip, one optimiser step over the
+    method's parameter groups (``Method.param_groups``), the scheduler, the encoder's EMA, then the
+    method's own ``after_step`` (a momentum target's update, for BYOL-like methods).
+    """
+    run = _start(method, data, budget, options)
+    _resume(run, snapshot_path, log)
+    run.modules.train()
+    started = time.perf_counter()
+    bar = tqdm(range(run.start_step, budget.iterations), desc=f"pretrain {method.name}",
+               disable=not progress or run.rank != 0, unit="step", dynamic_ncols=True, mininterval=1.0,
+               initial=run.start_step, total=budget.iterations)
+    for step in bar:
+        _step(run, step)
+        done = step + 1
+        if len(run.window) == LOG_WINDOW or done == budget.iterations:
+            _log_window(run, done, bar)
+        if (snapshot_path is not None and options.checkpoint_every and done % options.checkpoint_every == 0
+                and done < budget.iterations):
+            _snapshot(run, done, snapshot_path, run.elapsed + time.perf_counter() - started)
+        if on_step is not None:
+            on_step(done)
+    return _finish(run, time.perf_counter() - started)
+
+
+def _start(method: Method, data: ImageData, budget: Budget, options: TrainOptions) -> _Run:
+    """Modules on their device and layout (synchronised BatchNorm, rank 0's initialisation on every
+    rank, compiled if asked), the optimiser over the method's groups, the warm-up schedule, the sampler."""
     rank, world_size = world()
     if budget.batch_size % world_size:
         raise TrainingSetupError(f"batch_size {budget.batch_size} is not divisible by the {world_size} "
@@ -150,102 +203,106 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
         for module in modules.values():
             if getattr(module, "_compiled_call_impl", None) is None:  # a second fit reuses the compiled one
                 module.compile()
-    bf16 = options.resolved_precision(device) == "bf16"
-
     method.ema.decay = budget.ema_decay
-    images = data.images.to(device)
-    params = [p for p in modules.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=budget.lr, fused=device.type == "cuda")
+    groups = method.param_groups()
+    params = [p for group in groups for p in group["params"]]
+    optimiser = torch.optim.Adam(groups, lr=budget.lr, fused=device.type == "cuda")
     warmup = max(budget.warmup, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup))
-    sampler = BatchSampler(len(images), budget.batch_size, device)
-    history, start_step, elapsed = History(), 0, 0.0
-    # This log window's losses and terms, left on the device: reading them (a host-device sync, which
-    # stalls a GPU) happens once per window and before a snapshot, not every step.
-    window: list[tuple[Tensor, dict[str, Tensor]]] = []
+    images = data.images.to(device)
+    return _Run(method, budget, options, modules, params, images, optimiser, scheduler,
+                BatchSampler(len(images), budget.batch_size, device), rank, world_size, channels_last,
+                bf16=options.resolved_precision(device) == "bf16")
 
+
+def _resume(run: _Run, snapshot_path: Path | None, log: Callable[[str], None] | None) -> None:
+    """Continue from the snapshot at ``snapshot_path``, if there is one: weights, optimiser, sampler, RNGs."""
     snapshot = _load_snapshot(snapshot_path)
-    if snapshot is not None:
-        if len(snapshot["rng"]) != world_size:
-            raise TrainingSetupError(
-                f"{snapshot_path} was written by {len(snapshot['rng'])} processes, this run has {world_size}; "
-                f"rerun with {len(snapshot['rng'])} or delete the file to restart")
-        start_step, elapsed = snapshot["step"], snapshot["elapsed_s"]
-        window = [(torch.tensor(value, device=device), {}) for value in snapshot["window"]]
-        modules.load_state_dict(snapshot["modules"])
-        method.ema.module.load_state_dict(snapshot["ema"])
-        optimiser.load_state_dict(snapshot["optimiser"])
-        scheduler.load_state_dict(snapshot["scheduler"])
-        sampler.load_state_dict(snapshot["sampler"])
-        history.losses, history.resumed_from = snapshot["losses"], start_step
-        set_rng_state(snapshot["rng"][rank])
-        if log:
-            log(f"{method.name}: resuming pretraining from step {start_step} of {budget.iterations} "
-                f"({snapshot_path})")
+    if snapshot is None:
+        return
+    if len(snapshot["rng"]) != run.world_size:
+        raise TrainingSetupError(
+            f"{snapshot_path} was written by {len(snapshot['rng'])} processes, this run has {run.world_size}; "
+            f"rerun with {len(snapshot['rng'])} or delete the file to restart")
+    run.start_step, run.elapsed = snapshot["step"], snapshot["elapsed_s"]
+    run.window = [(torch.tensor(value, device=run.method.device), {}) for value in snapshot["window"]]
+    run.modules.load_state_dict(snapshot["modules"])
+    run.method.ema.module.load_state_dict(snapshot["ema"])
+    run.optimiser.load_state_dict(snapshot["optimiser"])
+    run.scheduler.load_state_dict(snapshot["scheduler"])
+    run.sampler.load_state_dict(snapshot["sampler"])
+    run.history.losses, run.history.resumed_from = snapshot["losses"], run.start_step
+    set_rng_state(snapshot["rng"][run.rank])
+    if log:
+        log(f"{run.method.name}: resuming pretraining from step {run.start_step} of {run.budget.iterations} "
+            f"({snapshot_path})")
 
-    modules.train()
-    started = time.perf_counter()
-    bar = tqdm(range(start_step, budget.iterations), desc=f"pretrain {method.name}",
-               disable=not progress or rank != 0, unit="step", dynamic_ncols=True, mininterval=1.0,
-               initial=start_step, total=budget.iterations)
-    for step in bar:
-        rows = sampler.next()
-        if world_size > 1:  # this rank's slice of the global batch
-            rows = rows.chunk(world_size)[rank]
-        batch = images[rows]
-        if channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, terms = method.loss(method.prepare(batch))
-        reported = loss.detach()
-        if world_size > 1:  # the global batch's loss; every rank sees the same value (and stops together)
-            reported = reported.clone()
-            dist.all_reduce(reported)
-            reported /= world_size
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if world_size > 1:
-            _average_gradients(params, world_size)
-        nn.utils.clip_grad_norm_(params, budget.grad_clip)
-        optimiser.step()
-        scheduler.step()
-        method.ema.update(modules["encoder"], step=step)
-        window.append((reported, terms))
-        done = step + 1
-        if len(window) == LOG_WINDOW or done == budget.iterations:
-            values = _checked_losses(method.name, window, done)
-            history.losses.append(sum(values) / len(values))
-            bar.set_postfix(loss=f"{history.losses[-1]:.4g}")
-            window = []
-        if (snapshot_path is not None and options.checkpoint_every and done % options.checkpoint_every == 0
-                and done < budget.iterations):
-            saved_window = _checked_losses(method.name, window, done)  # never snapshot diverged weights
-            rngs = [rng_state()]
-            if world_size > 1:
-                rngs = [None] * world_size
-                dist.all_gather_object(rngs, rng_state())
-            if rank == 0:
-                _save_snapshot(snapshot_path, {
-                    "format": SNAPSHOT_FORMAT, "step": done,
-                    "elapsed_s": elapsed + time.perf_counter() - started, "window": saved_window,
-                    "losses": history.losses, "modules": modules.state_dict(),
-                    "ema": method.ema.module.state_dict(), "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
-                    "rng": rngs,
-                })
-            barrier()
-        if on_step is not None:
-            on_step(done)
+
+def _step(run: _Run, step: int) -> None:
+    """One optimisation step on this rank's slice of the next global batch."""
+    method = run.method
+    rows = run.sampler.next()
+    if run.world_size > 1:  # this rank's slice of the global batch
+        rows = rows.chunk(run.world_size)[run.rank]
+    batch = run.images[rows]
+    if run.channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(method.device.type, dtype=torch.bfloat16, enabled=run.bf16):
+        loss, terms = method.loss(method.prepare(batch))
+    reported = loss.detach()
+    if run.world_size > 1:  # the global batch's loss; every rank sees the same value (and stops together)
+        reported = reported.clone()
+        dist.all_reduce(reported)
+        reported /= run.world_size
+    run.optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.world_size > 1:
+        _average_gradients(run.params, run.world_size)
+    nn.utils.clip_grad_norm_(run.params, run.budget.grad_clip)
+    run.optimiser.step()
+    run.scheduler.step()
+    method.ema.update(run.modules["encoder"], step=step)
+    method.after_step(step)
+    run.window.append((reported, terms))
+
+
+def _log_window(run: _Run, done: int, bar: tqdm) -> None:
+    values = _checked_losses(run.method.name, run.window, done)
+    run.history.losses.append(sum(values) / len(values))
+    bar.set_postfix(loss=f"{run.history.losses[-1]:.4g}")
+    run.window = []
+
+
+def _snapshot(run: _Run, done: int, path: Path, elapsed_s: float) -> None:
+    """Everything a rerun needs to continue from step ``done`` bit for bit (written by rank 0)."""
+    saved_window = _checked_losses(run.method.name, run.window, done)  # never snapshot diverged weights
+    rngs = [rng_state()]
+    if run.world_size > 1:
+        rngs = [None] * run.world_size
+        dist.all_gather_object(rngs, rng_state())
+    if run.rank == 0:
+        _save_snapshot(path, {
+            "format": SNAPSHOT_FORMAT, "step": done, "elapsed_s": elapsed_s, "window": saved_window,
+            "losses": run.history.losses, "modules": run.modules.state_dict(),
+            "ema": run.method.ema.module.state_dict(), "optimiser": run.optimiser.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "sampler": run.sampler.state_dict(), "rng": rngs,
+        })
+    barrier()
+
+
+def _finish(run: _Run, trained_s: float) -> History:
+    """The history (throughput of the steps this process ran), modules back to eval and contiguous."""
+    history, budget = run.history, run.budget
     history.steps = budget.iterations
-    history.wall_time_s = elapsed + time.perf_counter() - started
-    history.images_per_s = budget.batch_size * (budget.iterations - start_step) / max(
-        history.wall_time_s - elapsed, 1e-9)
+    history.wall_time_s = run.elapsed + trained_s
+    history.images_per_s = budget.batch_size * (budget.iterations - run.start_step) / max(trained_s, 1e-9)
+    device = run.method.device
     if device.type == "cuda":
         history.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
-    if channels_last:
-        modules.to(memory_format=torch.contiguous_format)
-        method.ema.module.to(memory_format=torch.contiguous_format)
-    modules.eval()
+    if run.channels_last:
+        run.modules.to(memory_format=torch.contiguous_format)
+        run.method.ema.module.to(memory_format=torch.contiguous_format)
+    run.modules.eval()
     return history
 
 
