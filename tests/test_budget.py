@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.budget import UNRECORDED, images_seen, split_budget
 from benchmarks.leaderboard import generate
+from benchmarks.leaderboard.budget import UNRECORDED, images_seen, split_budget
 from benchmarks.store import ResultsStore, RunInfo
 from protocols.base import Record
 

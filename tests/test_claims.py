@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from benchmarks import claims
-from benchmarks.claims import (
+from benchmarks.leaderboard import check, claims, generate, normalise
+from benchmarks.leaderboard.claims import (
     CONTRADICTED,
     INCONCLUSIVE,
     NOT_MEASURED,
@@ -17,7 +17,6 @@ from benchmarks.claims import (
     _holm,
     judge,
 )
-from benchmarks.leaderboard import _normalise, check, generate
 from benchmarks.store import ResultsStore, RunInfo
 from protocols.base import Record
 
@@ -43,7 +42,7 @@ def _best_t(store: ResultsStore, accuracies: dict[str, float], seeds=(0, 1, 2), 
 
 def _verdicts(tmp_path) -> dict[tuple[str, str], str]:
     """(claim, context title) -> verdict, for the store under tmp_path."""
-    df = _normalise(ResultsStore(tmp_path / "store").frame())
+    df = normalise(ResultsStore(tmp_path / "store").frame())
     ctxs = claims.contexts(df)
     return {(number, ctxs[i].title): verdict for (number, i), (verdict, _) in claims._evaluate(ctxs).items()}
 
@@ -75,7 +74,7 @@ def test_two_seeds_are_inconclusive_however_large_the_gap(tmp_path):
 def test_a_missing_rival_is_not_measured_and_the_page_says_how_to_measure_it(tmp_path):
     store = ResultsStore(tmp_path / "store")
     _best_t(store, {"drl": 0.97, "ae": 0.93})
-    page = claims.claims_page(_normalise(store.frame()), "gen")
+    page = claims.claims_page(normalise(store.frame()), "gen")
     section = page[page.index("### 1a · digits"):page.index("## Claim 1b")]
     assert "| linear head | drl | > | vae | " in section and "| not measured |" in section
     assert "python -m benchmarks run --method drl,ae,vae,dae,cdae,simclr-gauss --protocol probe --seeds 0,1,2" in section
@@ -90,7 +89,7 @@ def test_each_budget_is_its_own_context_with_its_own_verdict(tmp_path):
     verdicts = _verdicts(tmp_path)
     assert verdicts[("1a", CONTEXT)] == SUPPORTED
     assert verdicts[("1a", "digits · quick · 1,280,000 images seen")] == CONTRADICTED
-    page = claims.claims_page(_normalise(store.frame()), "gen")
+    page = claims.claims_page(normalise(store.frame()), "gen")
     assert "--protocol probe --seeds 0,1,2 --set iterations=10000" in page, "the budget is in the command"
 
 

@@ -313,7 +313,7 @@ def test_every_entry_links_its_full_config_and_commit(tmp_path):
 
 
 def test_markdown_to_html_rewrites_links_images_and_headings():
-    from benchmarks.html import markdown_to_html
+    from benchmarks.leaderboard.html import markdown_to_html
 
     out = markdown_to_html("# T\n\npara with `x<y` and **b**\nnext line\n\n| a | b |\n|---|---|\n| 1 | [z](f.md) |\n"
                            "\n![cap](p.png)\n\n- item\n\n```sh\nrun > x\n```", link=lambda t: "L:" + t,
@@ -325,7 +325,7 @@ def test_markdown_to_html_rewrites_links_images_and_headings():
 
 def _count_drawings(monkeypatch) -> list[str]:
     """Record every figure drawn (by file name), drawing it as usual."""
-    from benchmarks import plots
+    from benchmarks.leaderboard import plots
 
     drawn = []
 

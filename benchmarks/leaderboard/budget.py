@@ -13,7 +13,7 @@ import json
 
 import pandas as pd
 
-from benchmarks import stats
+from benchmarks.leaderboard import stats
 
 BUDGET_KEYS = ("iterations", "batch_size")  # overrides that change the budget, not the entry
 UNRECORDED = -1  # images seen of a run whose config has no budget

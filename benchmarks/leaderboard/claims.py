@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from benchmarks import stats
-from benchmarks.budget import images_seen, split_budget
-from benchmarks.plots import entry_name, is_accuracy
+from benchmarks.leaderboard import stats
+from benchmarks.leaderboard.budget import images_seen, split_budget
+from benchmarks.leaderboard.plots import entry_name, is_accuracy
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not measured"
 MIN_SEEDS = 3
