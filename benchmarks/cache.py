@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks.data import DataSplits
+from core.data import DataSplits
 from methods.base import Method
 
 CACHE_FORMAT = 1  # bump when a change makes old checkpoints or features invalid

@@ -19,7 +19,7 @@ import torch
 
 from benchmarks import leaderboard, provenance
 from benchmarks.cache import CheckpointStore, FeatureCache, stable_hash
-from benchmarks.data import DatasetError, DataSplits, load_dataset
+from benchmarks.data import load_dataset
 from benchmarks.plan import checkpoint_key, folder_problem, results_folder_problem
 from benchmarks.presets import (
     PRESETS,
@@ -29,6 +29,7 @@ from benchmarks.presets import (
     settings_with,
 )
 from benchmarks.store import ResultsStore, RunInfo, StoreError
+from core.data import DatasetError, DataSplits
 from methods.base import (
     Budget,
     DataSpec,

@@ -37,8 +37,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks.cache import FeatureCache, encode_in_chunks
-from benchmarks.data import DataSplits, stratified_split
 from benchmarks.presets import settings_with
+from core.data import DataSplits, stratified_split
 from methods.base import (
     Budget,
     DataSpec,

@@ -25,8 +25,8 @@ import torch
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 
-from benchmarks.data import ImageData
 from benchmarks.registry import Registry
+from core.data import ImageData
 from methods.nets.encoders import ENCODERS, create_encoder
 from methods.training import History, TrainOptions
 from methods.training import train as train_loop

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
-    from benchmarks.data import ImageData
+    from core.data import ImageData
     from methods.base import Budget, Method
 
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.data import DataSplits, ImageData
 from benchmarks.presets import preset_settings
+from core.data import DataSplits, ImageData
 from methods.base import (
     Budget,
     DataSpec,
