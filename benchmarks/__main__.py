@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import leaderboard
-from benchmarks.cache import CorruptCacheError
 from benchmarks.data import available_datasets, load_dataset
 from benchmarks.plan import describe as describe_plan
 from benchmarks.presets import PRESETS
@@ -24,6 +23,7 @@ from benchmarks.provenance import reproduction_command
 from benchmarks.runner import Plan, RunRequest, UsageError, execute, prepare, validate
 from benchmarks.store import ResultsStore, StoreError
 from core.data import DatasetError
+from core.files import CorruptCacheError
 from methods.base import available_methods
 from protocols.base import available_protocols
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -65,6 +64,7 @@ from core.data import (
     RawDataset,
     stratified_split,
 )
+from core.files import atomic_write
 
 __all__ = [
     "DATASETS",
@@ -299,20 +299,13 @@ def _read_cache(path: Path, key: str) -> dict[str, Any] | None:
 
 def _write_cache(folder: Path, path: Path, blob: dict[str, Any]) -> None:
     """Atomically write ``blob`` to ``path``; silently skip if the folder is not writable."""
-    tmp = folder / f"{_CACHE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with open(tmp, "xb") as fh:
-            torch.save(blob, fh)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: torch.save(blob, fh))
         for old in folder.glob(f"{_CACHE_PREFIX}*.pt"):  # stale caches of an older file list
             if old != path:
                 old.unlink(missing_ok=True)
     except OSError as err:
         log.debug("not caching decoded images in %s (%s)", folder, _one_line(err))
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def read_image_folder(folder: str | Path, *, dataset: str, name: str | None = None,

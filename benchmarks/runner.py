@@ -30,6 +30,8 @@ from benchmarks.presets import (
 )
 from benchmarks.store import ResultsStore, RunInfo, StoreError
 from core.data import DatasetError, DataSplits
+from core.distributed import barrier, init_distributed, is_main_process
+from core.seeding import seed_everything
 from methods.base import (
     Budget,
     DataSpec,
@@ -40,16 +42,8 @@ from methods.base import (
     config_from_settings,
     create_method,
     get_method_class,
-    seed_everything,
 )
-from methods.training import (
-    SPEED_SETTINGS,
-    TrainingSetupError,
-    barrier,
-    history_from_dict,
-    init_distributed,
-    is_main_process,
-)
+from methods.training import SPEED_SETTINGS, TrainingSetupError, history_from_dict
 from protocols.base import Encoded, Evaluation, available_protocols, create_protocol
 
 

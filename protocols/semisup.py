@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 
 from core.data import DataSplits
 from core.records import Record
-from methods.base import Method, seed_everything
+from core.seeding import seed_everything
+from methods.base import Method
 from protocols.augment import SEMISUP_AUGMENT_BACKENDS, SEMISUP_AUGMENTERS
 from protocols.base import Encoded, register_protocol
 from protocols.label_spreading import pseudo_labels

@@ -7,14 +7,8 @@ import torch
 
 from benchmarks.presets import preset_settings
 from core.data import DataSplits, ImageData
-from methods.base import (
-    Budget,
-    DataSpec,
-    config_from_settings,
-    create_method,
-    get_method_class,
-    seed_everything,
-)
+from core.seeding import seed_everything
+from methods.base import Budget, DataSpec, config_from_settings, create_method, get_method_class
 
 
 def make_images(n: int, n_classes: int = 3, size: int = 8, channels: int = 1, seed: int = 0) -> ImageData:
