@@ -17,10 +17,11 @@ from pathlib import Path
 
 from benchmarks import leaderboard
 from benchmarks.data import available_datasets, load_dataset
+from benchmarks.plan import Plan, RunRequest
 from benchmarks.plan import describe as describe_plan
 from benchmarks.presets import PRESETS
 from benchmarks.provenance import reproduction_command
-from benchmarks.runner import Plan, RunRequest, UsageError, execute, prepare, validate
+from benchmarks.runner import UsageError, execute, prepare, validate
 from benchmarks.store import ResultsStore, StoreError
 from core.data import DatasetError
 from core.files import CorruptCacheError

@@ -22,8 +22,8 @@ import torch
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 
-from benchmarks.registry import Registry
 from core.data import ImageData
+from core.registry import Registry
 from methods.nets.encoders import ENCODERS, create_encoder
 from methods.training import Budget, History, TrainOptions
 from methods.training import train as train_loop
@@ -192,8 +192,8 @@ def gaussian_sample_and_kl(encoder_out: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # -- registry --------------------------------------------------------------------------------
-METHODS: Registry[type[Method]] = Registry(
-    "method", ["methods.drl", "methods.autoencoders", "methods.simclr", "methods.untrained"])
+# Every module of ``methods`` is imported on the first look-up; their ``@register_method`` fill it.
+METHODS: Registry[type[Method]] = Registry("method", package="methods")
 register_method = METHODS.register
 available_methods = METHODS.names
 get_method_class = METHODS.get

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
-from benchmarks.registry import Registry
 from core.records import Record
+from core.registry import Registry
 
 if TYPE_CHECKING:
     from core.data import DataSplits
@@ -94,9 +94,8 @@ class Evaluation(Protocol):
     # anything is computed.
 
 
-PROTOCOLS: Registry[type] = Registry(
-    "protocol", ["protocols.probe", "protocols.lowlabel", "protocols.svm", "protocols.silhouette",
-                 "protocols.trajectory", "protocols.mi", "protocols.attention", "protocols.semisup"])
+# Every module of ``protocols`` is imported on the first look-up; their ``@register_protocol`` fill it.
+PROTOCOLS: Registry[type] = Registry("protocol", package="protocols")
 register_protocol = PROTOCOLS.register
 available_protocols = PROTOCOLS.names
 
