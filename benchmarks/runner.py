@@ -18,7 +18,6 @@ import torch
 
 from benchmarks import leaderboard, provenance
 from benchmarks.cache import CheckpointStore, FeatureCache, stable_hash
-from benchmarks.data import load_dataset
 from benchmarks.plan import (
     Plan,
     RunRequest,
@@ -38,6 +37,7 @@ from benchmarks.store import ResultsStore, RunInfo, StoreError
 from core.data import DatasetError, DataSplits
 from core.distributed import barrier, init_distributed, is_main_process
 from core.seeding import seed_everything
+from datasets import load_dataset
 from methods.base import (
     Budget,
     DataSpec,

@@ -33,11 +33,18 @@ class Registry(Generic[T]):
 
     # -- filling ---------------------------------------------------------------------------------
     def add(self, name: str, entry: T, module: str | None = None) -> T:
-        """Register ``entry`` under ``name``; ``module`` defaults to the one that defines ``entry``."""
+        """Register ``entry`` under ``name``; ``module`` defaults to the one that defines ``entry``.
+
+        An entry from outside the package (a test's, a plug-in's) is added after the package's
+        own, so that a name it repeats is refused rather than refused later, at discovery.
+        """
+        module = module or getattr(entry, "__module__", None) or "?"
+        if self.package is not None and not module.startswith(f"{self.package}."):
+            self.discover()
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered (by {self._modules[name]})")
         self._entries[name] = entry
-        self._modules[name] = module or getattr(entry, "__module__", None) or "?"
+        self._modules[name] = module
         return entry
 
     def register(self, cls: T) -> T:
