@@ -16,15 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import leaderboard
-from benchmarks.cache import CorruptCacheError
-from benchmarks.data import DatasetError, available_datasets, load_dataset
+from benchmarks.plan import Plan, RunRequest
 from benchmarks.plan import describe as describe_plan
 from benchmarks.presets import PRESETS
 from benchmarks.provenance import reproduction_command
-from benchmarks.runner import Plan, RunRequest, UsageError, execute, prepare, validate
+from benchmarks.runner import UsageError, execute, prepare, validate
 from benchmarks.store import ResultsStore, StoreError
-from methods.base import available_methods
-from protocols.base import available_protocols
+from core.data import DatasetError
+from core.files import CorruptCacheError
+from datasets import available_datasets, dataset_module, load_dataset
+from methods.base import METHODS, available_methods
+from protocols.base import PROTOCOLS, available_protocols
 
 LISTABLE = ("methods", "protocols", "datasets", "presets")
 FORMATS = ("csv", "json", "md")
@@ -262,10 +264,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    listing = {"methods": available_methods, "protocols": available_protocols,
-               "datasets": available_datasets, "presets": lambda: list(PRESETS)}
+    """Each registered method, protocol and dataset with the module that defines it; the presets."""
+    registered = {"methods": (available_methods, METHODS.module_of),
+                  "protocols": (available_protocols, PROTOCOLS.module_of),
+                  "datasets": (available_datasets, dataset_module)}
     for what in (LISTABLE if args.what == "all" else (args.what,)):
-        print(f"{what}: {', '.join(listing[what]())}")
+        if what == "presets":
+            print(f"presets: {', '.join(PRESETS)}")
+            continue
+        names, module_of = registered[what]
+        rows = [(name, module_of(name)) for name in names()]
+        width = max(len(name) for name, _ in rows)
+        print(f"{what}:")
+        for name, module in rows:
+            print(f"  {name:<{width}}  {module}")
     return 0
 
 

@@ -1,26 +1,71 @@
 """What a run will do, worked out without computing or writing anything.
 
-The runner and ``run --dry-run`` share the checkpoint key and the folder
-checks; the dry run then reads (never writes) the caches and the results store
-to say what is already there and what would be computed.
+A request, its validated plan and that plan checked against its data
+(``RunRequest``, ``Plan``, ``Setup``: the runner builds them). The runner and
+``run --dry-run`` share them, the checkpoint key and the folder checks; the dry
+run then reads (never writes) the caches and the results store to say what is
+already there and what would be computed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
 from benchmarks.store import FILENAME, RUN_KEY, ResultsStore, StoreError
-from methods.base import Budget, get_method_class
-
-if TYPE_CHECKING:
-    from benchmarks.runner import Plan, Setup
+from core.data import DataSplits
+from methods.base import Budget, TrainOptions, get_method_class
+from protocols.base import Evaluation
 
 SPLITS = ("train", "val", "test")
 RESULTS_SUBFOLDERS = ("checkpoints", "features", "artifacts")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    methods: tuple[str, ...]
+    protocols: tuple[str, ...]
+    dataset: str = "digits"
+    preset: str = "quick"
+    seeds: tuple[int, ...] = (0,)
+    overrides: tuple[str, ...] = ()
+    data_root: str = "data"
+    download: bool = False
+    results: str = "results"
+    leaderboards: str = "leaderboards"
+    device: str = "auto"
+    progress: bool = True
+    command: str = ""
+    sweep: dict[str, Any] | None = None  # the Optuna study the overrides come from (its budget: trials)
+    encode_only: bool = False  # export: no protocol runs, so none is needed
+
+
+@dataclass
+class Plan:
+    """A validated request: every name known, every override typed."""
+
+    request: RunRequest
+    overrides: dict[str, Any]
+    device: torch.device
+
+
+@dataclass
+class Setup:
+    """A plan checked against its data: the dataset loaded, every config built, the folders writable."""
+
+    data: DataSplits
+    method_cfgs: dict[str, Any]
+    budget: Budget
+    options: TrainOptions
+    protocols: dict[str, Evaluation]
+    protocol_cfgs: dict[str, Any]
+    variant: str
 
 
 def checkpoint_key(method: str, cfg: Any, budget: Budget, data_fingerprint: str, seed: int,

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks import provenance
-from protocols.base import Record
+from core.records import Record
 
 FILENAME = "results.sqlite"
 SCHEMA_VERSION = 4  # PRAGMA user_version; bump and add a step to _MIGRATIONS when the table changes

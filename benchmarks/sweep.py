@@ -37,8 +37,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks.cache import FeatureCache, encode_in_chunks
-from benchmarks.data import DataSplits, stratified_split
 from benchmarks.presets import settings_with
+from core.data import DataSplits, stratified_split
+from core.seeding import seed_everything
 from methods.base import (
     Budget,
     DataSpec,
@@ -47,7 +48,6 @@ from methods.base import (
     config_from_settings,
     create_method,
     get_method_class,
-    seed_everything,
 )
 from protocols.base import Encoded, create_protocol
 

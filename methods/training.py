@@ -29,13 +29,12 @@ stream restored, which its checkpoints do not hold.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -43,9 +42,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from core.distributed import barrier, world
+from core.files import load_or_set_aside, save_verified
+
 if TYPE_CHECKING:
-    from benchmarks.data import ImageData
-    from methods.base import Budget, Method
+    from timm.utils import ModelEmaV3
+
+    from core.data import ImageData
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # Options that change how fast a run is, not what it learns: not part of a run's identity.
@@ -55,6 +58,49 @@ SNAPSHOT_FORMAT = 1
 
 class TrainingSetupError(ValueError):
     """The run cannot start as asked (world size, batch size): the user's to fix."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much pretraining a method gets: the same for every method of a comparison."""
+
+    iterations: int = 2000
+    batch_size: int = 128
+    lr: float = 2e-4
+    warmup: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+
+    def __post_init__(self):
+        for name in ("iterations", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number; got {self.lr}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0 steps; got {self.warmup}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be a positive number; got {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
+
+    @property
+    def images_seen(self) -> int:
+        return self.iterations * self.batch_size
+
+
+class Trainable(Protocol):
+    """What the loop needs of a method; ``methods.base.Method`` is one (the loop does not import it)."""
+
+    name: str
+    device: torch.device
+    modules: nn.ModuleDict
+    ema: ModelEmaV3
+
+    def param_groups(self) -> list[dict[str, Any]]: ...
+    def prepare(self, images: Tensor) -> Any: ...
+    def loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]: ...
+    def after_step(self, step: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,42 +137,12 @@ class History:
 LOG_WINDOW = 50  # steps per logged mean loss
 
 
-# -- distributed -------------------------------------------------------------------------------
-def world() -> tuple[int, int]:
-    """(rank, world size): (0, 1) outside ``torchrun``."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed() -> torch.device | None:
-    """Join the process group ``torchrun`` describes; returns this rank's CUDA device, if any."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return None
-    cuda = torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    if cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-        return device
-    return None
-
-
-def is_main_process() -> bool:
-    return world()[0] == 0
-
-
-def barrier() -> None:
-    if world()[1] > 1:
-        dist.barrier()
-
-
 # -- the loop ----------------------------------------------------------------------------------
 @dataclass
 class _Run:
     """One pretraining run's state: built by ``_start``, advanced by ``_step``, closed by ``_finish``."""
 
-    method: Method
+    method: Trainable
     budget: Budget
     options: TrainOptions
     modules: nn.ModuleDict
@@ -147,7 +163,7 @@ class _Run:
     window: list[tuple[Tensor, dict[str, Tensor]]] = field(default_factory=list)
 
 
-def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions = TrainOptions(),
+def train(method: Trainable, data: ImageData, budget: Budget, options: TrainOptions = TrainOptions(),
           progress: bool = True, on_step: Callable[[int], None] | None = None,
           snapshot_path: Path | None = None, log: Callable[[str], None] | None = None) -> History:
     """Pretrain ``method`` for ``budget.iterations`` steps, resuming from ``snapshot_path`` if it holds one.
@@ -176,7 +192,7 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
     return _finish(run, time.perf_counter() - started)
 
 
-def _start(method: Method, data: ImageData, budget: Budget, options: TrainOptions) -> _Run:
+def _start(method: Trainable, data: ImageData, budget: Budget, options: TrainOptions) -> _Run:
     """Modules on their device and layout (synchronised BatchNorm, rank 0's initialisation on every
     rank, compiled if asked), the optimiser over the method's groups, the warm-up schedule, the sampler."""
     rank, world_size = world()
@@ -392,11 +408,7 @@ def _broadcast(modules: nn.Module) -> None:
         dist.broadcast(tensor, src=0)
 
 
-# The cache module is the suite's one writer and reader of verified files (imported late:
-# it imports this package's Method for its type hints).
 def _save_snapshot(path: Path, payload: dict[str, Any]) -> None:
-    from benchmarks.cache import save_verified
-
     save_verified(payload, path)
 
 
@@ -404,8 +416,6 @@ def _load_snapshot(path: Path | None) -> dict[str, Any] | None:
     """The snapshot at ``path``; None if absent, or corrupt (moved aside with a warning: start over)."""
     if path is None:
         return None
-    from benchmarks.cache import load_or_set_aside
-
     snapshot = load_or_set_aside(path, "pretraining snapshot", "pretraining from step 0")
     if snapshot is None or snapshot.get("format") != SNAPSHOT_FORMAT:
         return None

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.data import DataSplits
-from protocols.base import Encoded, Record, register_protocol
+from core.data import DataSplits
+from core.records import Record
+from protocols.base import Encoded, register_protocol
 from protocols.trajectory import (
     SequenceHeadConfig,
     TrajectoryInputs,

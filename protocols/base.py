@@ -9,16 +9,17 @@ measured number. It never trains the encoder it evaluates.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
-from benchmarks.registry import Registry
+from core.records import Record
+from core.registry import Registry
 
 if TYPE_CHECKING:
-    from benchmarks.data import DataSplits
+    from core.data import DataSplits
     from methods.base import Method
 
 # Every protocol that evaluates codes at several t uses this grid unless told otherwise.
@@ -52,29 +53,6 @@ def times_to_encode(method: Any, t_values: Sequence[float]) -> list[float]:
 def reported_at(ts: Sequence[float], encoded_ts: Sequence[float]) -> list[tuple[float, int]]:
     """Each reported t and the index of the encoded t its number comes from (a static method's one result)."""
     return [(t, j if len(encoded_ts) == len(ts) else 0) for j, t in enumerate(ts)]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One measured number and the setting it was measured in.
-
-    ``t``, ``t2``, ``labels``, ``head`` and ``points`` are the setting columns
-    every leaderboard understands (None where they do not apply; ``t2`` is the
-    second time of a number measured between two times); anything else a
-    protocol wants to keep (the chosen learning rate, the epoch...) goes to
-    ``extra`` and is stored as JSON beside the row. Keys of ``extra`` that start
-    with ``test_`` are measured on the test split; all others record choices made
-    without it (the contract tests check this).
-    """
-
-    metric: str
-    value: float
-    t: float | None = None
-    labels: int | None = None
-    head: str | None = None
-    points: int | None = None
-    t2: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,9 +94,8 @@ class Evaluation(Protocol):
     # anything is computed.
 
 
-PROTOCOLS: Registry[type] = Registry(
-    "protocol", ["protocols.probe", "protocols.lowlabel", "protocols.svm", "protocols.silhouette",
-                 "protocols.trajectory", "protocols.mi", "protocols.attention", "protocols.semisup"])
+# Every module of ``protocols`` is imported on the first look-up; their ``@register_protocol`` fill it.
+PROTOCOLS: Registry[type] = Registry("protocol", package="protocols")
 register_protocol = PROTOCOLS.register
 available_protocols = PROTOCOLS.names
 

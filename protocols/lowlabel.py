@@ -13,8 +13,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from benchmarks.data import DataSplits
-from protocols.base import Encoded, ReadsTimeGrid, Record, register_protocol
+from core.data import DataSplits
+from core.records import Record
+from protocols.base import Encoded, ReadsTimeGrid, register_protocol
 from protocols.labels import check_label_counts, label_ladder, save_subset, stratified_subset
 from protocols.probe import ProbeConfig, ProbeInputs, probe_records
 

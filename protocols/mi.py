@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
+from core.records import Record
 from protocols.base import (
     Encoded,
     ReadsTimeGrid,
-    Record,
     TimeGridConfig,
     register_protocol,
     times_to_encode,

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from core.records import Record
 from protocols.base import (
     Encoded,
     ReadsTimeGrid,
-    Record,
     TimeGridConfig,
     register_protocol,
     reported_at,

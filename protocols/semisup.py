@@ -35,10 +35,12 @@ from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from benchmarks.data import DataSplits
-from methods.base import Method, seed_everything
+from core.data import DataSplits
+from core.records import Record
+from core.seeding import seed_everything
+from methods.base import Method
 from protocols.augment import SEMISUP_AUGMENT_BACKENDS, SEMISUP_AUGMENTERS
-from protocols.base import Encoded, Record, register_protocol
+from protocols.base import Encoded, register_protocol
 from protocols.label_spreading import pseudo_labels
 from protocols.labels import save_subset
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sklearn.metrics import silhouette_score
 
+from core.records import Record
 from protocols.base import (
     Encoded,
     ReadsTimeGrid,
-    Record,
     TimeGridConfig,
     register_protocol,
     reported_at,

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import SVC
 
-from benchmarks.data import DataSplits
+from core.data import DataSplits
+from core.records import Record
 from protocols.base import (
     Encoded,
     ReadsTimeGrid,
-    Record,
     TimeGridConfig,
     register_protocol,
     reported_at,

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from benchmarks.data import DataSplits
-from protocols.base import Encoded, Record, register_protocol
+from core.data import DataSplits
+from core.records import Record
+from protocols.base import Encoded, register_protocol
 from protocols.batched import at_grid_end, fit_select_score, one_standard_error_choice, standardise
 from protocols.labels import check_label_counts, save_subset, stratified_subset
 from protocols.sequence_heads import SEQUENCE_HEADS, ConcatMLP, GRUHead, TransformerHead

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.data import DataSplits, ImageData
 from benchmarks.presets import preset_settings
-from methods.base import (
-    Budget,
-    DataSpec,
-    config_from_settings,
-    create_method,
-    get_method_class,
-    seed_everything,
-)
+from core.data import DataSplits, ImageData
+from core.seeding import seed_everything
+from methods.base import Budget, DataSpec, config_from_settings, create_method, get_method_class
 
 
 def make_images(n: int, n_classes: int = 3, size: int = 8, channels: int = 1, seed: int = 0) -> ImageData:

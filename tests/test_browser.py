@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.leaderboard import generate
 from benchmarks.store import ResultsStore, RunInfo
-from protocols.base import Record
+from core.records import Record
 
 pytestmark = pytest.mark.slow
 

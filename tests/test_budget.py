@@ -7,7 +7,7 @@ import json
 from benchmarks.leaderboard import generate
 from benchmarks.leaderboard.budget import UNRECORDED, images_seen, split_budget
 from benchmarks.store import ResultsStore, RunInfo
-from protocols.base import Record
+from core.records import Record
 
 
 def test_budget_overrides_are_split_from_the_entry():

@@ -18,7 +18,7 @@ from benchmarks.leaderboard.claims import (
     judge,
 )
 from benchmarks.store import ResultsStore, RunInfo
-from protocols.base import Record
+from core.records import Record
 
 JITTER = (0.0, 0.004, -0.003)  # per seed: a realistic spread, so the t-tests have something to test
 

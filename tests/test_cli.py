@@ -10,7 +10,9 @@ import pytest
 
 from benchmarks.__main__ import main
 from benchmarks.store import ResultsStore
-from methods.base import Method
+from datasets import available_datasets, dataset_module
+from methods.base import METHODS, Method, available_methods, get_method_class
+from protocols.base import PROTOCOLS, available_protocols
 
 
 def _run_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -72,17 +74,38 @@ def test_leaderboard_command_is_deterministic(smoke_run, tmp_path):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
 
 
-def test_list(capsys):
+def test_list_names_every_registered_component_and_the_module_that_defines_it(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "methods: " in out and "drl" in out and "vdrl" in out
-    assert "protocols: attention, lowlabel, mi, probe, semisup, silhouette, svm, trajectory" in out and "presets: smoke, quick, paper" in out
-    assert "datasets: cifar10, cifar100, digits, folder:PATH, miniimagenet, mnist" in out
+    listed: dict[str, dict[str, str]] = {}
+    kind = ""
+    for line in out.splitlines():
+        if line.startswith("  "):
+            name, module = line.split()
+            listed[kind][name] = module
+        else:
+            kind = line.partition(":")[0]
+            listed[kind] = {}
+    assert "presets: smoke, quick, paper" in out
+    assert listed["methods"] == {n: METHODS.module_of(n) for n in available_methods()}
+    assert listed["protocols"] == {n: PROTOCOLS.module_of(n) for n in available_protocols()}
+    assert listed["datasets"] == {n: dataset_module(n) for n in available_datasets()}
+    for name, module in listed["methods"].items():
+        assert get_method_class(name).__module__ == module
+    for name, module in listed["protocols"].items():
+        assert PROTOCOLS.get(name).__module__ == module
+    assert listed["methods"]["drl"] == "methods.drl" and listed["protocols"]["probe"] == "protocols.probe"
+    assert listed["datasets"]["folder:PATH"] == "datasets.folder"
+    assert main(["list", "protocols"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "protocols:"
+
+
+PROTOCOL_NAMES = ", ".join(available_protocols())  # what the registry found, not a hand-kept list
 
 
 BAD_INPUT = [
     (["--method", "drll"], "unknown method 'drll'; valid: "),
-    (["--protocol", "prob"], "unknown protocol 'prob'; valid: attention, lowlabel, mi, probe, semisup, silhouette, svm, trajectory"),
+    (["--protocol", "prob"], f"unknown protocol 'prob'; valid: {PROTOCOL_NAMES}"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: "),
     (["--preset", "fast"], "unknown preset 'fast'; valid: smoke, quick, paper"),
     (["--seeds", "0,a"], "not a comma-separated list of integers"),

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.leaderboard import format_summary, generate, safe_name
 from benchmarks.store import ResultsStore, RunInfo
-from protocols.base import Record
+from core.records import Record
 
 ACC = {  # (method, seed) -> accuracy at t = 0.0, 0.1
     ("drl", 0): (0.90, 0.80),

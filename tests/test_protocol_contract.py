@@ -9,10 +9,11 @@ import dataclasses
 import pytest
 import torch
 
-from benchmarks.data import DataSplits
 from benchmarks.presets import preset_settings
+from core.data import DataSplits
+from core.records import Record
 from methods.base import config_from_settings
-from protocols.base import Encoded, Record, available_protocols, create_protocol
+from protocols.base import Encoded, available_protocols, create_protocol
 from tests.conftest import make_images, smoke_method
 
 PROTOCOLS = available_protocols()

@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks import store as store_module
 from benchmarks.store import COLUMNS, RUN_KEY, ResultsStore, RunInfo, StoreError
-from protocols.base import Record
+from core.records import Record
 
 
 def _run(**kw) -> RunInfo:

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import store as store_module
 from benchmarks.store import ResultsStore, RunInfo
-from protocols.base import Record
+from core.records import Record
 
 # fork: a child starts in milliseconds (no re-import of torch) and the store keeps no connection
 # open to inherit; each child still opens its own connections, as a separate sweep worker would.

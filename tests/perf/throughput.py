@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.data import DataSplits, ImageData
 from benchmarks.presets import preset_settings
+from core.data import DataSplits, ImageData
 from methods.training import History, TrainOptions
 from tests.conftest import preset_method
 

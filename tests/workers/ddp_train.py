@@ -12,8 +12,9 @@ import sys
 import torch
 from torch import nn
 
-from methods.base import Budget, DataSpec, Method, MethodConfig, register_method, seed_everything
-from methods.training import init_distributed, is_main_process
+from core.distributed import init_distributed, is_main_process
+from core.seeding import seed_everything
+from methods.base import Budget, DataSpec, Method, MethodConfig, register_method
 from tests.conftest import make_splits
 
 
