@@ -243,7 +243,7 @@ def database_url(text: str, source: str = "results database") -> URL:
     names a store file. Anything else is a StoreError naming ``source``, the value and the valid forms.
     """
     def bad(why: str) -> StoreError:
-        return StoreError(f"{source} {_shown(text)}: {why}; valid: {URL_FORMS}")
+        return StoreError(f"{source} {shown_url(text)}: {why}; valid: {URL_FORMS}")
 
     try:
         url = make_url(text)
@@ -265,7 +265,7 @@ def database_url(text: str, source: str = "results database") -> URL:
     raise bad(f"unknown scheme {url.drivername!r}")
 
 
-def _shown(text: str) -> str:
+def shown_url(text: str) -> str:
     """A URL as messages print it: as given, but for its password."""
     try:
         url = make_url(text)
@@ -390,7 +390,7 @@ class ResultsStore:
             self._runs, self._results = _SQLITE_RUNS, _SQLITE_RESULTS
         else:
             self.path = None
-            self.location = _shown(url)
+            self.location = shown_url(url)
             self._engine = _pg_engine(parsed, read_only)
             self._runs, self._results = _PG_RUNS, _PG_RESULTS
         if self.dialect == "postgresql":
@@ -661,7 +661,11 @@ def _pg_engine(url: URL, read_only: bool) -> sa.Engine:
         args["connect_timeout"] = CONNECT_TIMEOUT_S
     if read_only:
         args["options"] = f"{url.query.get('options', '')} -c default_transaction_read_only=on".strip()
-    return sa.create_engine(url, poolclass=NullPool, connect_args=args)
+    try:
+        return sa.create_engine(url, poolclass=NullPool, connect_args=args)
+    except ImportError as e:  # psycopg is a dependency; a bare environment may still lack it
+        raise StoreError(f"results store {shown_url(url.render_as_string(hide_password=False))} needs psycopg "
+                         f"({e}); install it: pip install 'psycopg[binary]'") from e
 
 
 def setting_at_edge(setting: object) -> bool | None:
