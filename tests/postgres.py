@@ -6,6 +6,8 @@ root) can reach it, and no port can clash with another server. PostgreSQL refuse
 root the folder is given to the unprivileged user ``nobody`` and every server command runs as that user
 (``subprocess``'s ``user=``/``group=``); the tests, as root, still connect through the socket.
 fsync is off: the data is thrown away, and a killed client is rolled back by the server either way.
+The test databases sort text under ICU's en-US collation where the server has ICU ('alpha' before
+'Zeta', unlike SQLite), so the store's frame() must ask for SQLite's order to pass.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 BINARIES = ("initdb", "pg_ctl", "postgres")
+EXTRA_FOLDERS = (Path("/usr/local/pgsql/bin"),)  # a source build's default prefix
 RUN_AS_WHEN_ROOT = "nobody"
 
 
@@ -27,7 +30,7 @@ def binaries_folder() -> Path | None:
     """The folder holding initdb, pg_ctl and postgres: on PATH, else Debian's /usr/lib/postgresql/N/bin."""
     candidates = [Path(p).resolve().parent for p in (shutil.which("pg_ctl"),) if p]
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    candidates += [Path("/usr/local/pgsql/bin")]
+    candidates += EXTRA_FOLDERS
     return next((d for d in candidates if all((d / b).is_file() for b in BINARIES)), None)
 
 

@@ -444,3 +444,14 @@ def test_a_write_that_loses_the_server_is_retried_then_fails_with_what_to_do(tmp
     with pytest.raises(StoreError, match="failed 2 attempts .*numbers were not stored; check the server") as err:
         store.write(_run(), _records())
     assert "\n" not in str(err.value)
+
+
+def test_without_the_server_binaries_the_postgresql_tests_skip_saying_what_is_missing(monkeypatch):
+    from tests import postgres
+
+    monkeypatch.setattr(postgres.shutil, "which", lambda _: None)
+    monkeypatch.setattr(postgres.glob, "glob", lambda _: [])
+    monkeypatch.setattr(postgres, "EXTRA_FOLDERS", ())
+    why = postgres.missing()
+    assert why is not None and "no PostgreSQL server binaries (initdb, pg_ctl, postgres)" in why
+    assert "apt-get install postgresql" in why
