@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
-from benchmarks.store import FILENAME, RUN_KEY, ResultsStore, StoreError
+from benchmarks.store import RUN_KEY, NoStoreError, ResultsStore, StoreError, shown_url, store_file
 from core.data import DataSplits
 from methods.base import Budget, TrainOptions, get_method_class
 from protocols.base import Evaluation
@@ -42,6 +42,7 @@ class RunRequest:
     device: str = "auto"
     progress: bool = True
     command: str = ""
+    results_db: str = ""  # the store's database URL (store.database_url); '' = RESULTS/results.sqlite
     sweep: dict[str, Any] | None = None  # the Optuna study the overrides come from (its budget: trials)
     encode_only: bool = False  # export: no protocol runs, so none is needed
 
@@ -92,16 +93,24 @@ def folder_problem(path: Path) -> str | None:
     return None
 
 
-def results_folder_problem(folder: Path) -> str | None:
-    """``folder_problem`` for a results folder, the subfolders a run writes into and its store file."""
+def results_folder_problem(folder: Path, results_db: str = "") -> str | None:
+    """``folder_problem`` for a results folder, the subfolders a run writes into and its store file
+    (``folder/results.sqlite``, the file a ``sqlite:///`` ``results_db`` names, none for a server's)."""
     problem = folder_problem(folder)
-    if problem or not folder.exists():
+    if problem:
         return problem
-    for name in RESULTS_SUBFOLDERS:
-        problem = folder_problem(folder / name)
+    if folder.exists():
+        for name in RESULTS_SUBFOLDERS:
+            problem = folder_problem(folder / name)
+            if problem:
+                return problem
+    store = store_file(folder, results_db or None)
+    if store is None:
+        return None
+    if store.parent != folder:
+        problem = folder_problem(store.parent)
         if problem:
             return problem
-    store = folder / FILENAME
     if store.is_dir():
         return f"{store} is a folder, not a file"
     if store.exists() and not os.access(store, os.W_OK):
@@ -109,12 +118,12 @@ def results_folder_problem(folder: Path) -> str | None:
     return None
 
 
-def stored_runs(results: Path) -> set[tuple] | None:
+def stored_runs(results: Path, results_db: str = "") -> set[tuple] | None:
     """The run keys (``store.RUN_KEY``) the results store holds; None when it cannot be read."""
-    if not (results / FILENAME).is_file():
-        return set()
     try:
-        return ResultsStore(results, read_only=True).run_keys()
+        return ResultsStore(results, read_only=True, url=results_db or None).run_keys()
+    except NoStoreError:  # nothing stored yet
+        return set()
     except StoreError:
         return None
 
@@ -130,14 +139,15 @@ def describe(plan: Plan, setup: Setup) -> str:
     """The plan of a run: one line per pretrained encoder, one per evaluation, then the totals."""
     req, data = plan.request, setup.data
     results = Path(req.results)
-    stored = stored_runs(results)
+    stored = stored_runs(results, req.results_db)
     checkpoints = CheckpointStore(results)
     fingerprint = data.fingerprint()
     variant = f" [{setup.variant}]" if setup.variant else ""
+    store = f"store {shown_url(req.results_db)}: " if req.results_db else ""
     lines = [f"plan: {len(req.methods)} methods x {len(req.protocols)} protocols x {len(req.seeds)} seeds "
              f"on {data.name} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
              f"images {data.image_shape}), preset {req.preset}{variant}, device {plan.device}",
-             f"results {results}/ ({'store unreadable' if stored is None else f'{len(stored)} runs stored'}), "
+             f"results {results}/ ({store}{'store unreadable' if stored is None else f'{len(stored)} runs stored'}), "
              f"leaderboards {req.leaderboards}/"]
     to_train = cached = untrained = steps = 0
     replaced = new = codes_cached = codes_needed = 0

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 # Where a run writes and how it displays progress are the reader's choice, not part of what produced a
-# number: a stored command names no output folder (nor a machine path through one), so it runs as
-# written from a fresh clone.
-OUTPUT_OPTIONS = ("--results", "--leaderboards")
+# number: a stored command names no output folder (nor a machine path through one) and no results
+# database (nor the password in its URL), so it runs as written from a fresh clone.
+OUTPUT_OPTIONS = ("--results", "--leaderboards", "--results-db")
 DISPLAY_OPTIONS = ("--no-progress",)
 COMMAND_PREFIX = "python -m benchmarks"
 

@@ -33,7 +33,7 @@ from benchmarks.presets import (
     parse_overrides,
     settings_with,
 )
-from benchmarks.store import ResultsStore, RunInfo, StoreError
+from benchmarks.store import ResultsStore, RunInfo, StoreError, database_url
 from core.data import DatasetError, DataSplits
 from core.distributed import barrier, init_distributed, is_main_process
 from core.seeding import seed_everything
@@ -75,6 +75,11 @@ def validate(req: RunRequest) -> Plan:
         overrides = parse_overrides(req.overrides, classes)
     except SettingError as err:
         raise UsageError(str(err)) from None
+    if req.results_db:
+        try:
+            database_url(req.results_db, "--results-db")
+        except StoreError as err:
+            raise UsageError(str(err)) from None
     return Plan(req, overrides, _resolve_device(req.device))
 
 
@@ -103,7 +108,8 @@ def settings_for(plan: Plan, data: DataSplits) -> dict[str, Any]:
 def prepare(plan: Plan) -> Setup:
     """Every check a run makes before it computes; writes nothing, so ``run --dry-run`` shares it."""
     req = plan.request
-    for flag, folder, problem in (("--results", req.results, results_folder_problem(Path(req.results))),
+    for flag, folder, problem in (("--results", req.results, results_folder_problem(Path(req.results),
+                                                                                   req.results_db)),
                                   ("--leaderboards", req.leaderboards, folder_problem(Path(req.leaderboards)))):
         if problem:  # found now, not after an hour of pretraining
             raise UsageError(f"{flag} {folder}: {problem}; valid: a folder this user can write to")
@@ -144,7 +150,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
     store = None
     if is_main_process():  # only rank 0 writes
         try:
-            store = ResultsStore(req.results)
+            store = ResultsStore(req.results, url=req.results_db or None)  # a server: reached now, not after pretraining
         except StoreError as err:
             raise UsageError(str(err)) from None
     checkpoints = CheckpointStore(Path(req.results))

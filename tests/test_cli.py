@@ -125,6 +125,10 @@ BAD_INPUT = [
     (["--set", "score_z_map=maybe"], "--set score_z_map='maybe': expected a boolean"),
     (["--set", "probe_Cs=0,1"], "probe_Cs must be positive"),
     (["--set", "probe_patience=0"], "probe_patience must be >= 1; got 0"),
+    (["--results-db", "mysql://me@db/results"],
+     "--results-db mysql://me@db/results: unknown scheme 'mysql'; valid: postgresql://USER[:PASSWORD]@HOST[:PORT]/"),
+    (["--results-db", "postgresql://me:secret@/results?host=/nonexistent&port=1"],
+     "cannot open results store postgresql://me:***@/results"),
 ]
 
 
