@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -383,36 +383,33 @@ def _semisup_variants(c: Context, methods: Sequence[str]) -> list[str]:
     return sorted(common) or [""]
 
 
+def _semisup_settings(c: Context, methods: Sequence[str], shared_by: Sequence[str]) -> Iterator[tuple]:
+    """(variant, method, setting, its description) of every semisup number of ``methods``, at the
+    variants every one of ``shared_by`` was run at."""
+    for variant in _semisup_variants(c, shared_by):
+        for method in methods:
+            for head in c.distinct("head", "semisup", method, entry_variant=variant) or ["no mixup"]:
+                for count in c.distinct("labels", "semisup", method, entry_variant=variant, head=head) or [None]:
+                    setting = {"head": head, **({} if count is None else {"labels": int(count)})}
+                    where = f"{head}" + ("" if count is None else f", {int(count)} labels") + (
+                        f" [{variant}]" if variant else "")
+                    yield variant, method, setting, where
+
+
 def _laplacenet_beats_random(methods: Sequence[str]) -> Callable[[Context], list[Comparison]]:
     def tests(c: Context) -> list[Comparison]:
-        out = []
-        for variant in _semisup_variants(c, ("none", *methods)):
-            for method in methods:
-                for head in c.distinct("head", "semisup", method, entry_variant=variant) or ["no mixup"]:
-                    for count in c.distinct("labels", "semisup", method, entry_variant=variant, head=head) or [None]:
-                        setting = {"head": head, **({} if count is None else {"labels": int(count)})}
-                        where = f"{head}" + ("" if count is None else f", {int(count)} labels") + (
-                            f" [{variant}]" if variant else "")
-                        out.append(Comparison(where, c.side("semisup", method, "accuracy", variant, **setting),
-                                        c.side("semisup", "none", "accuracy", variant, label="random init", **setting),
-                                        "greater", "accuracy"))
-        return out
+        return [Comparison(where, c.side("semisup", method, "accuracy", variant, **setting),
+                           c.side("semisup", "none", "accuracy", variant, label="random init", **setting),
+                           "greater", "accuracy")
+                for variant, method, setting, where in _semisup_settings(c, methods, ("none", *methods))]
     return tests
 
 
 def _t_final_near_half(methods: Sequence[str]) -> Callable[[Context], list[Comparison]]:
     def tests(c: Context) -> list[Comparison]:
-        out = []
-        for variant in _semisup_variants(c, methods):
-            for method in methods:
-                for head in c.distinct("head", "semisup", method, entry_variant=variant) or ["no mixup"]:
-                    for count in c.distinct("labels", "semisup", method, entry_variant=variant, head=head) or [None]:
-                        setting = {"head": head, **({} if count is None else {"labels": int(count)})}
-                        where = f"{head}" + ("" if count is None else f", {int(count)} labels") + (
-                            f" [{variant}]" if variant else "")
-                        out.append(Comparison(where, c.side("semisup", method, "t_final", variant, **setting),
-                                        Side("0.5", constant=0.5), "equivalent", "t_final", T_MARGIN))
-        return out
+        return [Comparison(where, c.side("semisup", method, "t_final", variant, **setting),
+                           Side("0.5", constant=0.5), "equivalent", "t_final", T_MARGIN)
+                for variant, method, setting, where in _semisup_settings(c, methods, methods)]
     return tests
 
 
