@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from benchmarks import leaderboard
 from benchmarks.plan import Plan, RunRequest
 from benchmarks.plan import describe as describe_plan
@@ -67,6 +69,25 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of threads (e.g. 1; "
+                                         f"this machine has {os.cpu_count()} cores)")
+    return n
+
+
+def _fair_share_threads(requested: int | None) -> None:
+    """Intra-op threads for this process: ``--threads``, else ``$OMP_NUM_THREADS`` (torch reads it),
+    else torch's default (every core). Several runs or sweep workers on one machine should each take
+    their share (cores / processes): at the default, two oversubscribe a 2-core machine ~20x."""
+    if requested is not None:
+        torch.set_num_threads(requested)
+
+
 def _times(text: str) -> tuple[float, ...]:
     try:
         ts = tuple(float(s) for s in text.split(","))
@@ -108,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override any preset setting, e.g. --set latent_dim=2 (repeatable; "
                              "in a sweep, fixed for every trial)")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
+    common.add_argument("--threads", type=_threads, default=None,
+                        help="intra-op CPU threads of this process (default: $OMP_NUM_THREADS, else every "
+                             "core); give N concurrent runs or sweep workers on one machine cores/N each")
 
     run = sub.add_parser("run", parents=[common], help="pretrain, evaluate, store, regenerate the leaderboards")
     run.add_argument("--seeds", type=_seeds, default=(0,), help="comma-separated integers (default 0)")
@@ -143,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--results", default="results", help="results store and caches (default results/)")
     export.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
+    export.add_argument("--threads", type=_threads, default=None, help="intra-op CPU threads, as for run")
 
     board = sub.add_parser("leaderboard", help="regenerate the leaderboards from the results store")
     board.add_argument("--results", default="results")
@@ -342,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    _fair_share_threads(getattr(args, "threads", None))
     try:
         if hasattr(args, "results_db"):
             args.results_db_given = args.results_db is not None

@@ -149,3 +149,9 @@ def test_a_folder_that_becomes_unwritable_midway_keeps_the_stored_runs(tmp_path,
     assert "Permission denied" in last and "the runs stored before this are kept" in last
     frame = ResultsStore(tmp_path / "results").frame()
     assert set(frame.seed) == {0} and len(frame) > 0
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_a_thread_count_that_is_not_positive(tmp_path, capsys, value):
+    err = _usage_error(_args(tmp_path, "--threads", value), capsys)
+    assert f"'{value}' is not a positive number of threads" in err

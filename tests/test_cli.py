@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.__main__ import main
 from benchmarks.store import ResultsStore
@@ -210,3 +211,13 @@ def test_reproduction_command_drops_only_output_and_display_options():
             "--set", "latent_dim=2", "--data-root", "data"]
     assert reproduction_command(argv) == ("python -m benchmarks run --method drl --set latent_dim=2 "
                                           "--data-root data")
+
+
+def test_threads_sets_this_processes_intra_op_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        assert main(["run", "--method", "drl", "--protocol", "probe", "--preset", "smoke", "--threads", "1",
+                     "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
