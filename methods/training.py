@@ -12,11 +12,13 @@ What this module adds around that loop:
 - **Speed on a GPU.** bf16 autocast (``precision``), channels-last tensors,
   fused Adam, and optionally ``torch.compile`` of every trained module.
 - **Several processes.** Under ``torchrun`` every rank draws the same global
-  batch (rank 0's permutation, broadcast) and takes its slice; gradients are
-  averaged with one all-reduce, as DistributedDataParallel does. Methods call
-  their modules directly inside ``loss`` (and leave some unused on a step), so
-  the all-reduce is done here rather than through DDP's module wrapper. On CUDA
-  BatchNorm is synchronised, so the ranks together see what one process would.
+  batch (rank 0's permutation, broadcast) and takes its slice; the method's
+  loss runs as the forward of one module (``_Objective``) wrapped in
+  ``DistributedDataParallel``, which starts every rank from rank 0's weights
+  and averages gradients in buckets overlapped with the backward pass
+  (``find_unused_parameters``: a method may leave modules unused on a step).
+  On CUDA BatchNorm is synchronised, so the ranks together see what one
+  process would.
   Random draws inside ``loss`` (noise, t) use a per-rank stream. Only rank 0
   writes files.
 
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from core.distributed import barrier, world
@@ -161,6 +164,21 @@ class _Run:
     # This log window's losses and terms, left on the device: reading them (a host-device sync, which
     # stalls a GPU) happens once per window and before a snapshot, not every step.
     window: list[tuple[Tensor, dict[str, Tensor]]] = field(default_factory=list)
+    objective: nn.Module | None = None  # the loss as a module: DistributedDataParallel under torchrun
+
+
+class _Objective(nn.Module):
+    """The method's loss as a module's forward, so that DistributedDataParallel can wrap it: its one
+    submodule is the method's ``modules``, which ``loss`` calls directly."""
+
+    def __init__(self, method: Trainable):
+        super().__init__()
+        self.trained = method.modules
+        self._method = (method,)  # a tuple, not an attribute nn.Module would register
+
+    def forward(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        method = self._method[0]
+        return method.loss(method.prepare(images))
 
 
 def train(method: Trainable, data: ImageData, budget: Budget, options: TrainOptions = TrainOptions(),
@@ -205,7 +223,6 @@ def _start(method: Trainable, data: ImageData, budget: Budget, options: TrainOpt
         modules = nn.SyncBatchNorm.convert_sync_batchnorm(modules)  # BatchNorm over the global batch
         method.modules = modules
     if world_size > 1:
-        _broadcast(modules)  # every rank starts from rank 0's initialisation
         if rank:  # rank 0 keeps the single-process stream; the others draw their own noise
             seed = torch.initial_seed() + rank
             torch.manual_seed(seed)
@@ -226,9 +243,15 @@ def _start(method: Trainable, data: ImageData, budget: Budget, options: TrainOpt
     warmup = max(budget.warmup, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup))
     images = data.images.to(device)
+    objective = None
+    if world_size > 1:  # rank 0's weights on every rank, then gradients averaged in the backward pass
+        objective = DistributedDataParallel(
+            _Objective(method), device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+            broadcast_buffers=False)  # each rank keeps its BatchNorm statistics (synchronised on CUDA)
     return _Run(method, budget, options, modules, params, images, optimiser, scheduler,
                 BatchSampler(len(images), budget.batch_size, device), rank, world_size, channels_last,
-                bf16=options.resolved_precision(device) == "bf16")
+                bf16=options.resolved_precision(device) == "bf16", objective=objective)
 
 
 def _resume(run: _Run, snapshot_path: Path | None, log: Callable[[str], None] | None) -> None:
@@ -264,16 +287,14 @@ def _step(run: _Run, step: int) -> None:
     if run.channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
     with torch.autocast(method.device.type, dtype=torch.bfloat16, enabled=run.bf16):
-        loss, terms = method.loss(method.prepare(batch))
+        loss, terms = run.objective(batch) if run.objective is not None else method.loss(method.prepare(batch))
     reported = loss.detach()
     if run.world_size > 1:  # the global batch's loss; every rank sees the same value (and stops together)
         reported = reported.clone()
         dist.all_reduce(reported)
         reported /= run.world_size
     run.optimiser.zero_grad(set_to_none=True)
-    loss.backward()
-    if run.world_size > 1:
-        _average_gradients(run.params, run.world_size)
+    loss.backward()  # under DDP, also the gradient average over ranks
     nn.utils.clip_grad_norm_(run.params, run.budget.grad_clip)
     run.optimiser.step()
     run.scheduler.step()
@@ -391,21 +412,6 @@ def _checked_losses(name: str, window: list[tuple[Tensor, dict[str, Tensor]]], d
             raise FloatingPointError(f"{name}: non-finite loss {value} at step {done - len(window) + i}; "
                                      f"loss terms {terms}; lower lr or check the data")
     return values
-
-
-def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:
-    """All-reduce every gradient at once (one flat buffer), then divide: DDP's averaging."""
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    averaged = [part.view_as(g) for part, g in zip(flat.split([g.numel() for g in grads]), grads)]
-    torch._foreach_copy_(grads, averaged)  # one fused copy back, not a kernel per tensor
-
-
-def _broadcast(modules: nn.Module) -> None:
-    for tensor in modules.state_dict().values():
-        dist.broadcast(tensor, src=0)
 
 
 def _save_snapshot(path: Path, payload: dict[str, Any]) -> None:
