@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from core.data import ImageData
 from core.registry import Registry
+from core.validation import Checked, Choice, Integers, setting
 from methods.nets.encoders import ENCODERS, create_encoder
 from methods.training import Budget, History, TrainOptions
 from methods.training import train as train_loop
@@ -39,20 +40,13 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class MethodConfig:
+class MethodConfig(Checked):
     """Fields every method shares: the encoder family and the latent size."""
 
-    encoder: str = "cnn"
-    encoder_width: int = 32
-    latent_dim: int = 64
+    encoder: str = setting("cnn", Choice(ENCODERS))
+    encoder_width: int = setting(32, Integers(1))
+    latent_dim: int = setting(64, Integers(1))
     hflip: bool = False  # random horizontal flips while pretraining (natural images only)
-
-    def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
-        for name in ("encoder_width", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
 
 
 class Method:

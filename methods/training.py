@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from core.distributed import barrier, world
 from core.files import load_or_set_aside, save_verified
+from core.validation import Checked, Choice, Integers, Interval, Positive, setting
 
 if TYPE_CHECKING:
     from timm.utils import ModelEmaV3
@@ -64,28 +65,15 @@ class TrainingSetupError(ValueError):
 
 
 @dataclass(frozen=True)
-class Budget:
+class Budget(Checked):
     """How much pretraining a method gets: the same for every method of a comparison."""
 
-    iterations: int = 2000
-    batch_size: int = 128
-    lr: float = 2e-4
-    warmup: int = 100
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-
-    def __post_init__(self):
-        for name in ("iterations", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number; got {self.lr}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0 steps; got {self.warmup}")
-        if not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
-            raise ValueError(f"grad_clip must be a positive number; got {self.grad_clip}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
+    iterations: int = setting(2000, Integers(1))
+    batch_size: int = setting(128, Integers(1))
+    lr: float = setting(2e-4, Positive())
+    warmup: int = setting(100, Integers(0))  # steps
+    grad_clip: float = setting(1.0, Positive())
+    ema_decay: float = setting(0.999, Interval(0, 1, closed="left"))
 
     @property
     def images_seen(self) -> int:
@@ -107,19 +95,14 @@ class Trainable(Protocol):
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(Checked):
     """How pretraining runs on the hardware. Only ``precision`` changes what is learned."""
 
-    precision: str = "auto"       # auto: bf16 autocast on CUDA, fp32 elsewhere
+    precision: str = setting("auto", Choice(PRECISIONS))  # auto: bf16 autocast on CUDA, fp32 elsewhere
     channels_last: bool = True    # CUDA only: NHWC tensors for the convolutions
     compile: bool = False         # torch.compile every trained module (first steps are slower)
-    checkpoint_every: int = 500   # steps between resumable snapshots; 0: none
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0 steps; got {self.checkpoint_every}")
+    # steps between resumable snapshots
+    checkpoint_every: int = setting(500, Integers(0, note="0: none"))
 
     def resolved_precision(self, device: torch.device) -> str:
         if self.precision == "auto":

@@ -8,6 +8,7 @@ import torch
 
 from core.data import DataSplits
 from core.records import Record
+from core.validation import Integers, setting
 from protocols.base import Encoded, register_protocol
 from protocols.trajectory import (
     SequenceHeadConfig,
@@ -21,12 +22,7 @@ from protocols.trajectory import (
 
 @dataclass(frozen=True)
 class AttentionConfig(SequenceHeadConfig):
-    attention_points: int = 11  # K: the Transformer reads the codes at t = 0, 1/(K-1), ..., 1
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.attention_points < 2:
-            raise ValueError(f"attention_points must be >= 2; got {self.attention_points}")
+    attention_points: int = setting(11, Integers(2))  # K: the Transformer reads the codes at t = 0, 1/(K-1), ..., 1
 
 
 @register_protocol

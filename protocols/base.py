@@ -17,6 +17,7 @@ import torch
 
 from core.records import Record
 from core.registry import Registry
+from core.validation import Checked, Interval, Items, setting
 
 if TYPE_CHECKING:
     from core.data import DataSplits
@@ -27,15 +28,10 @@ DEFAULT_T_VALUES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11)
 
 
 @dataclass(frozen=True)
-class TimeGridConfig:
+class TimeGridConfig(Checked):
     """Base of the configs of protocols that read codes at several t."""
 
-    t_values: tuple[float, ...] = DEFAULT_T_VALUES
-
-    def __post_init__(self):
-        bad = [t for t in self.t_values if not 0.0 <= t <= 1.0]
-        if bad or not self.t_values:
-            raise ValueError(f"t_values must lie in [0, 1]; got {bad or tuple(self.t_values)!r}")
+    t_values: tuple[float, ...] = setting(DEFAULT_T_VALUES, Items(Interval(0.0, 1.0), nonempty=True))
 
 
 class ReadsTimeGrid:

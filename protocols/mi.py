@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from core.records import Record
+from core.validation import Integers, setting
 from protocols.base import (
     Encoded,
     ReadsTimeGrid,
@@ -26,15 +27,9 @@ from protocols.information import (
 
 @dataclass(frozen=True)
 class MIConfig(TimeGridConfig):
-    mi_samples: int = 2000  # test codes used (a fixed subset, the same for every method); cost is O(N^2)
-    mi_neighbours: int = DEFAULT_NEIGHBOURS
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.mi_samples < 10:
-            raise ValueError(f"mi_samples must be >= 10; got {self.mi_samples}")
-        if self.mi_neighbours < 1:
-            raise ValueError(f"mi_neighbours must be >= 1; got {self.mi_neighbours}")
+    # test codes used (a fixed subset, the same for every method); cost is O(N^2)
+    mi_samples: int = setting(2000, Integers(10))
+    mi_neighbours: int = setting(DEFAULT_NEIGHBOURS, Integers(1))
 
 
 @register_protocol

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sklearn.metrics import silhouette_score
 
 from core.records import Record
+from core.validation import Integers, setting
 from protocols.base import (
     Encoded,
     ReadsTimeGrid,
@@ -19,12 +20,7 @@ from protocols.base import (
 
 @dataclass(frozen=True)
 class SilhouetteConfig(TimeGridConfig):
-    silhouette_samples: int = 10_000  # scored on at most this many test codes (it is quadratic)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.silhouette_samples < 2:
-            raise ValueError(f"silhouette_samples must be >= 2; got {self.silhouette_samples}")
+    silhouette_samples: int = setting(10_000, Integers(2))  # scored on at most this many test codes (it is quadratic)
 
 
 @register_protocol
