@@ -2,8 +2,12 @@
 
 Exit status: 0 done; 1 ``leaderboard --check`` found differences; 2 bad input (one
 line naming the bad value and the valid choices, no traceback), or a results
-folder that cannot be written, before or during a run (what was stored stays);
-130 interrupted.
+folder or database that cannot be written, before or during a run (what was
+stored stays); 130 interrupted.
+
+The results store is ``RESULTS/results.sqlite`` unless ``--results-db URL`` (or
+``$BENCHMARKS_RESULTS_DB``) names another: ``postgresql://...`` for many workers
+sharing one database. Checkpoints and features stay under ``--results``.
 """
 
 from __future__ import annotations
@@ -11,23 +15,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from benchmarks import leaderboard
-from benchmarks.cache import CorruptCacheError
-from benchmarks.data import DatasetError, available_datasets, load_dataset
+from benchmarks.plan import Plan, RunRequest
 from benchmarks.plan import describe as describe_plan
 from benchmarks.presets import PRESETS
 from benchmarks.provenance import reproduction_command
-from benchmarks.runner import Plan, RunRequest, UsageError, execute, prepare, validate
-from benchmarks.store import ResultsStore, StoreError
-from methods.base import available_methods
-from protocols.base import available_protocols
+from benchmarks.runner import UsageError, execute, prepare, validate
+from benchmarks.store import (
+    URL_FORMS,
+    NoStoreError,
+    ResultsStore,
+    StoreError,
+    database_url,
+    store_file,
+)
+from core.data import DatasetError
+from core.files import CorruptCacheError
+from datasets import available_datasets, dataset_module, load_dataset
+from methods.base import METHODS, available_methods
+from protocols.base import PROTOCOLS, available_protocols
 
 LISTABLE = ("methods", "protocols", "datasets", "presets")
 FORMATS = ("csv", "json", "md")
+# The results database when --results-db is not given (many workers, one database: export it once).
+RESULTS_DB_ENV = "BENCHMARKS_RESULTS_DB"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -51,6 +69,25 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of threads (e.g. 1; "
+                                         f"this machine has {os.cpu_count()} cores)")
+    return n
+
+
+def _fair_share_threads(requested: int | None) -> None:
+    """Intra-op threads for this process: ``--threads``, else ``$OMP_NUM_THREADS`` (torch reads it),
+    else torch's default (every core). Several runs or sweep workers on one machine should each take
+    their share (cores / processes): at the default, two oversubscribe a 2-core machine ~20x."""
+    if requested is not None:
+        torch.set_num_threads(requested)
+
+
 def _times(text: str) -> tuple[float, ...]:
     try:
         ts = tuple(float(s) for s in text.split(","))
@@ -60,6 +97,12 @@ def _times(text: str) -> tuple[float, ...]:
     if bad:
         raise argparse.ArgumentTypeError(f"{text!r}: t must lie in [0, 1]; got {bad[0]}")
     return ts
+
+
+def _add_results_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-db", default=None, metavar="URL",
+                        help=f"the results store's database, to share one among many workers: {URL_FORMS}; "
+                             f"default ${RESULTS_DB_ENV}, else RESULTS/results.sqlite (caches stay under --results)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--data-root", default="data", help="where dataset files are (default data/)")
     common.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
     common.add_argument("--results", default="results", help="results store and caches (default results/)")
+    _add_results_db(common)
     common.add_argument("--leaderboards", default="leaderboards",
                         help="generated leaderboards (default leaderboards/)")
     common.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -85,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override any preset setting, e.g. --set latent_dim=2 (repeatable; "
                              "in a sweep, fixed for every trial)")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
+    common.add_argument("--threads", type=_threads, default=None,
+                        help="intra-op CPU threads of this process (default: $OMP_NUM_THREADS, else every "
+                             "core); give N concurrent runs or sweep workers on one machine cores/N each")
 
     run = sub.add_parser("run", parents=[common], help="pretrain, evaluate, store, regenerate the leaderboards")
     run.add_argument("--seeds", type=_seeds, default=(0,), help="comma-separated integers (default 0)")
@@ -97,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--trials", type=int, default=10, help="trials to add to the study (default 10)")
     sweep.add_argument("--storage", default="",
                        help="Optuna RDB URL (sqlite:///..., postgresql://...) or a journal file path "
-                            "(default sqlite:///RESULTS/optuna.sqlite)")
+                            "(default: the --results-db database when it is PostgreSQL, "
+                            "else sqlite:///RESULTS/optuna.sqlite)")
     sweep.add_argument("--study", default="", help="study name (default DATASET-METHOD-PROTOCOL-PRESET)")
     sweep.add_argument("--timeout", type=float, default=None, help="stop adding trials after SECONDS")
     sweep.add_argument("--seed", type=int, default=0, help="the trials' pretraining seed (default 0)")
@@ -119,15 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--results", default="results", help="results store and caches (default results/)")
     export.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     export.add_argument("--no-progress", action="store_true", help="no progress bars")
+    export.add_argument("--threads", type=_threads, default=None, help="intra-op CPU threads, as for run")
 
     board = sub.add_parser("leaderboard", help="regenerate the leaderboards from the results store")
     board.add_argument("--results", default="results")
+    _add_results_db(board)
     board.add_argument("--leaderboards", default="leaderboards")
     board.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 if the leaderboards differ from what the store generates")
 
     results = sub.add_parser("results", help="print the results store")
     results.add_argument("--results", default="results")
+    _add_results_db(results)
     results.add_argument("--format", default="csv", choices=FORMATS)
 
     lister = sub.add_parser("list", help="list registered components")
@@ -142,8 +193,28 @@ def _run_request(args: argparse.Namespace, argv: Sequence[str]) -> RunRequest:
         seeds=args.seeds, overrides=tuple(args.overrides), data_root=args.data_root,
         download=args.download, results=args.results, leaderboards=args.leaderboards,
         device=args.device, progress=not args.no_progress,
-        command=reproduction_command(argv),
+        command=reproduction_command(argv), results_db=args.results_db,
     )
+
+
+def _results_db(given: str | None) -> str:
+    """--results-db, else $BENCHMARKS_RESULTS_DB, else '' (the SQLite file under --results); a bad URL is a
+    UsageError naming where it came from."""
+    source, value = ("--results-db", given) if given is not None else (RESULTS_DB_ENV, os.environ.get(RESULTS_DB_ENV, ""))
+    if value:
+        try:
+            database_url(value, source)
+        except StoreError as err:
+            raise UsageError(str(err)) from None
+    return value
+
+
+def _open_store(args: argparse.Namespace, read_only: bool = False) -> ResultsStore:
+    """The store ``leaderboard`` and ``results`` read: a bad path, URL or server is one line, exit 2."""
+    try:
+        return ResultsStore(args.results, read_only=read_only, url=args.results_db or None)
+    except StoreError as err:
+        raise UsageError(str(err)) from None
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -174,6 +245,8 @@ def _execute_keeping_results(checked: Plan) -> tuple[ResultsStore | None, str]:
     except (StoreError, OSError) as err:
         if isinstance(err, OSError) and err.errno not in _WRITE_ERRNOS:
             raise
+        if isinstance(err, StoreError) and store_file(checked.request.results, checked.request.results_db) is None:
+            raise UsageError(f"{err}; the runs stored before this are kept") from None  # a server database
         raise UsageError(f"cannot write under --results {checked.request.results} or --leaderboards "
                          f"{checked.request.leaderboards} ({err}); the runs stored before this are kept: "
                          f"make the folders writable and rerun the same command to resume") from None
@@ -192,7 +265,8 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     req = sweep.SweepRequest(
         method=base.methods[0], protocol=base.protocols[0], dataset=args.dataset, preset=args.preset,
         trials=args.trials, storage=args.storage, study=args.study, timeout=args.timeout, seed=args.seed,
-        overrides=tuple(sorted(plan.overrides.items())), results=args.results, device=str(plan.device))
+        overrides=tuple(sorted(plan.overrides.items())), results=args.results, device=str(plan.device),
+        results_db=args.results_db)
     if args.finalize:
         study = sweep.load_study(req)
         try:
@@ -217,7 +291,8 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"best validation {study.best_value:.4f} with {study.best_params}")
         print(f"evaluate it on test: python -m benchmarks sweep --method {req.method} --protocol {req.protocol} "
               f"--dataset {args.dataset} --preset {args.preset} --study {study.study_name}"
-              f"{' --storage ' + args.storage if args.storage else ''} --finalize --seeds 0,1,2")
+              f"{' --storage ' + args.storage if args.storage else ''}"
+              f"{' --results-db ' + args.results_db if args.results_db_given else ''} --finalize --seeds 0,1,2")
     return 0
 
 
@@ -247,25 +322,44 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    store = Path(args.results) / "results.sqlite"
-    if not store.is_file():
-        raise UsageError(f"--check: no results store at {store}; valid: a folder holding results.sqlite")
-    problems = leaderboard.check(ResultsStore(args.results).frame(), args.leaderboards)
+    path = store_file(args.results, args.results_db or None)
+    if path is not None and not path.is_file():
+        valid = "a folder holding results.sqlite" if not args.results_db else "--results-db naming a store file"
+        raise UsageError(f"--check: no results store at {path}; valid: {valid}")
+    try:
+        opened = ResultsStore(args.results, read_only=path is None, url=args.results_db or None)
+    except NoStoreError as err:  # a server database nothing was written to
+        raise UsageError(f"--check: {err}") from None
+    except StoreError as err:
+        raise UsageError(str(err)) from None
+    store = opened.location
+    problems = leaderboard.check(opened.frame(), args.leaderboards)
     for line in problems:
         print(line)
     if problems:
         print(f"{args.leaderboards}/ differs from what {store} generates in {len(problems)} files; "
-              f"rerun: python -m benchmarks leaderboard --results {args.results} --leaderboards {args.leaderboards}")
+              f"rerun: python -m benchmarks leaderboard --results {args.results} --leaderboards {args.leaderboards}"
+              f"{' --results-db ' + args.results_db if args.results_db_given else ''}")
         return 1
     print(f"{args.leaderboards}/ is exactly what {store} generates")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    listing = {"methods": available_methods, "protocols": available_protocols,
-               "datasets": available_datasets, "presets": lambda: list(PRESETS)}
+    """Each registered method, protocol and dataset with the module that defines it; the presets."""
+    registered = {"methods": (available_methods, METHODS.module_of),
+                  "protocols": (available_protocols, PROTOCOLS.module_of),
+                  "datasets": (available_datasets, dataset_module)}
     for what in (LISTABLE if args.what == "all" else (args.what,)):
-        print(f"{what}: {', '.join(listing[what]())}")
+        if what == "presets":
+            print(f"presets: {', '.join(PRESETS)}")
+            continue
+        names, module_of = registered[what]
+        rows = [(name, module_of(name)) for name in names()]
+        width = max(len(name) for name, _ in rows)
+        print(f"{what}:")
+        for name, module in rows:
+            print(f"  {name:<{width}}  {module}")
     return 0
 
 
@@ -273,7 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    _fair_share_threads(getattr(args, "threads", None))
     try:
+        if hasattr(args, "results_db"):
+            args.results_db_given = args.results_db is not None
+            args.results_db = _results_db(args.results_db)
         if args.command == "run":
             return cmd_run(args, argv)
         if args.command == "sweep":
@@ -283,15 +381,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "leaderboard" and args.check:
             return cmd_check(args)
         if args.command == "leaderboard":
-            written = leaderboard.generate(ResultsStore(args.results).frame(), args.leaderboards)
+            written = leaderboard.generate(_open_store(args).frame(), args.leaderboards)
             print(f"{args.leaderboards}/ holds the {len(written)} files the store generates "
                   "(figures redrawn only where their data changed)")
             return 0
         if args.command == "results":
-            sys.stdout.write(ResultsStore(args.results).export(args.format))
+            sys.stdout.write(_open_store(args).export(args.format))
             return 0
         return cmd_list(args)
-    except UsageError as err:
+    except (UsageError, StoreError) as err:  # StoreError: a store that stopped answering after it opened
         parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
     except FloatingPointError as err:  # a diverged pretraining: the message names method, step and terms
         parser.exit(1, f"{parser.prog}: error: {err}; the runs stored before this are kept\n")

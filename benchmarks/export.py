@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cache import CheckpointStore, FeatureCache
-from benchmarks.plan import checkpoint_key
-from benchmarks.runner import Plan, UsageError, prepare
+from benchmarks.plan import Plan, checkpoint_key
+from benchmarks.runner import UsageError, prepare
 from methods.base import DataSpec, create_method
 
 SPLITS = ("train", "val", "test")

@@ -1,27 +1,72 @@
 """What a run will do, worked out without computing or writing anything.
 
-The runner and ``run --dry-run`` share the checkpoint key and the folder
-checks; the dry run then reads (never writes) the caches and the results store
-to say what is already there and what would be computed.
+A request, its validated plan and that plan checked against its data
+(``RunRequest``, ``Plan``, ``Setup``: the runner builds them). The runner and
+``run --dry-run`` share them, the checkpoint key and the folder checks; the dry
+run then reads (never writes) the caches and the results store to say what is
+already there and what would be computed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
-from benchmarks.store import FILENAME, RUN_KEY, ResultsStore, StoreError
-from methods.base import Budget, get_method_class
-from protocols.trajectory import trajectory_times
-
-if TYPE_CHECKING:
-    from benchmarks.runner import Plan, Setup
+from benchmarks.store import RUN_KEY, NoStoreError, ResultsStore, StoreError, shown_url, store_file
+from core.data import DataSplits
+from methods.base import Budget, TrainOptions, get_method_class
+from protocols.base import Evaluation
 
 SPLITS = ("train", "val", "test")
 RESULTS_SUBFOLDERS = ("checkpoints", "features", "artifacts")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    methods: tuple[str, ...]
+    protocols: tuple[str, ...]
+    dataset: str = "digits"
+    preset: str = "quick"
+    seeds: tuple[int, ...] = (0,)
+    overrides: tuple[str, ...] = ()
+    data_root: str = "data"
+    download: bool = False
+    results: str = "results"
+    leaderboards: str = "leaderboards"
+    device: str = "auto"
+    progress: bool = True
+    command: str = ""
+    results_db: str = ""  # the store's database URL (store.database_url); '' = RESULTS/results.sqlite
+    sweep: dict[str, Any] | None = None  # the Optuna study the overrides come from (its budget: trials)
+    encode_only: bool = False  # export: no protocol runs, so none is needed
+
+
+@dataclass
+class Plan:
+    """A validated request: every name known, every override typed."""
+
+    request: RunRequest
+    overrides: dict[str, Any]
+    device: torch.device
+
+
+@dataclass
+class Setup:
+    """A plan checked against its data: the dataset loaded, every config built, the folders writable."""
+
+    data: DataSplits
+    method_cfgs: dict[str, Any]
+    budget: Budget
+    options: TrainOptions
+    protocols: dict[str, Evaluation]
+    protocol_cfgs: dict[str, Any]
+    variant: str
 
 
 def checkpoint_key(method: str, cfg: Any, budget: Budget, data_fingerprint: str, seed: int,
@@ -48,16 +93,24 @@ def folder_problem(path: Path) -> str | None:
     return None
 
 
-def results_folder_problem(folder: Path) -> str | None:
-    """``folder_problem`` for a results folder, the subfolders a run writes into and its store file."""
+def results_folder_problem(folder: Path, results_db: str = "") -> str | None:
+    """``folder_problem`` for a results folder, the subfolders a run writes into and its store file
+    (``folder/results.sqlite``, the file a ``sqlite:///`` ``results_db`` names, none for a server's)."""
     problem = folder_problem(folder)
-    if problem or not folder.exists():
+    if problem:
         return problem
-    for name in RESULTS_SUBFOLDERS:
-        problem = folder_problem(folder / name)
+    if folder.exists():
+        for name in RESULTS_SUBFOLDERS:
+            problem = folder_problem(folder / name)
+            if problem:
+                return problem
+    store = store_file(folder, results_db or None)
+    if store is None:
+        return None
+    if store.parent != folder:
+        problem = folder_problem(store.parent)
         if problem:
             return problem
-    store = folder / FILENAME
     if store.is_dir():
         return f"{store} is a folder, not a file"
     if store.exists() and not os.access(store, os.W_OK):
@@ -65,12 +118,12 @@ def results_folder_problem(folder: Path) -> str | None:
     return None
 
 
-def stored_runs(results: Path) -> set[tuple] | None:
+def stored_runs(results: Path, results_db: str = "") -> set[tuple] | None:
     """The run keys (``store.RUN_KEY``) the results store holds; None when it cannot be read."""
-    if not (results / FILENAME).is_file():
-        return set()
     try:
-        return ResultsStore(results, read_only=True).run_keys()
+        return ResultsStore(results, read_only=True, url=results_db or None).run_keys()
+    except NoStoreError:  # nothing stored yet
+        return set()
     except StoreError:
         return None
 
@@ -79,27 +132,22 @@ def feature_times(protocol: Any, cfg: Any) -> tuple[float, ...] | None:
     """The t at which a protocol reads cached codes; None for one that fine-tunes the encoder instead."""
     if getattr(protocol, "fine_tunes", False):
         return None
-    if hasattr(cfg, "t_values"):
-        return tuple(cfg.t_values)
-    if hasattr(cfg, "trajectory_points"):
-        return tuple(sorted({t for k in cfg.trajectory_points for t in trajectory_times(k)}))
-    if hasattr(cfg, "attention_points"):
-        return trajectory_times(cfg.attention_points)
-    return None
+    return tuple(protocol.feature_times(cfg))
 
 
 def describe(plan: Plan, setup: Setup) -> str:
     """The plan of a run: one line per pretrained encoder, one per evaluation, then the totals."""
     req, data = plan.request, setup.data
     results = Path(req.results)
-    stored = stored_runs(results)
+    stored = stored_runs(results, req.results_db)
     checkpoints = CheckpointStore(results)
     fingerprint = data.fingerprint()
     variant = f" [{setup.variant}]" if setup.variant else ""
+    store = f"store {shown_url(req.results_db)}: " if req.results_db else ""
     lines = [f"plan: {len(req.methods)} methods x {len(req.protocols)} protocols x {len(req.seeds)} seeds "
              f"on {data.name} ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
              f"images {data.image_shape}), preset {req.preset}{variant}, device {plan.device}",
-             f"results {results}/ ({'store unreadable' if stored is None else f'{len(stored)} runs stored'}), "
+             f"results {results}/ ({store}{'store unreadable' if stored is None else f'{len(stored)} runs stored'}), "
              f"leaderboards {req.leaderboards}/"]
     to_train = cached = untrained = steps = 0
     replaced = new = codes_cached = codes_needed = 0

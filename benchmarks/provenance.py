@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 # Where a run writes and how it displays progress are the reader's choice, not part of what produced a
-# number: a stored command names no output folder (nor a machine path through one), so it runs as
-# written from a fresh clone.
-OUTPUT_OPTIONS = ("--results", "--leaderboards")
+# number: a stored command names no output folder (nor a machine path through one) and no results
+# database (nor the password in its URL), so it runs as written from a fresh clone.
+OUTPUT_OPTIONS = ("--results", "--leaderboards", "--results-db")
 DISPLAY_OPTIONS = ("--no-progress",)
 COMMAND_PREFIX = "python -m benchmarks"
 
@@ -77,6 +77,22 @@ def package_versions() -> dict[str, str]:
 
 
 def device_name(device: torch.device) -> str:
+    """Where numbers came from, precisely enough to explain why two runs of one seed differ: on a CPU
+    the model and the vector instructions torch's kernels use (AVX2 and AVX-512 kernels round
+    differently, so pretraining drifts apart) and the thread count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return (f"cpu ({_cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, "
+            f"{torch.get_num_threads()} threads)")
+
+
+@lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -11,7 +11,6 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,14 @@ import torch
 
 from benchmarks import leaderboard, provenance
 from benchmarks.cache import CheckpointStore, FeatureCache, stable_hash
-from benchmarks.data import DatasetError, DataSplits, load_dataset
-from benchmarks.plan import checkpoint_key, folder_problem, results_folder_problem
+from benchmarks.plan import (
+    Plan,
+    RunRequest,
+    Setup,
+    checkpoint_key,
+    folder_problem,
+    results_folder_problem,
+)
 from benchmarks.presets import (
     PRESETS,
     SettingError,
@@ -28,7 +33,11 @@ from benchmarks.presets import (
     parse_overrides,
     settings_with,
 )
-from benchmarks.store import ResultsStore, RunInfo, StoreError
+from benchmarks.store import ResultsStore, RunInfo, StoreError, database_url
+from core.data import DatasetError, DataSplits
+from core.distributed import barrier, init_distributed, is_main_process
+from core.seeding import seed_everything
+from datasets import load_dataset
 from methods.base import (
     Budget,
     DataSpec,
@@ -39,49 +48,13 @@ from methods.base import (
     config_from_settings,
     create_method,
     get_method_class,
-    seed_everything,
 )
-from methods.training import (
-    SPEED_SETTINGS,
-    TrainingSetupError,
-    barrier,
-    history_from_dict,
-    init_distributed,
-    is_main_process,
-)
-from protocols.base import Encoded, Evaluation, available_protocols, create_protocol
+from methods.training import SPEED_SETTINGS, TrainingSetupError, history_from_dict
+from protocols.base import Encoded, available_protocols, create_protocol
 
 
 class UsageError(ValueError):
     """Bad input from the user: reported as one line, exit status 2."""
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    methods: tuple[str, ...]
-    protocols: tuple[str, ...]
-    dataset: str = "digits"
-    preset: str = "quick"
-    seeds: tuple[int, ...] = (0,)
-    overrides: tuple[str, ...] = ()
-    data_root: str = "data"
-    download: bool = False
-    results: str = "results"
-    leaderboards: str = "leaderboards"
-    device: str = "auto"
-    progress: bool = True
-    command: str = ""
-    sweep: dict[str, Any] | None = None  # the Optuna study the overrides come from (its budget: trials)
-    encode_only: bool = False  # export: no protocol runs, so none is needed
-
-
-@dataclass
-class Plan:
-    """A validated request: every name known, every override typed."""
-
-    request: RunRequest
-    overrides: dict[str, Any]
-    device: torch.device
 
 
 def validate(req: RunRequest) -> Plan:
@@ -102,6 +75,11 @@ def validate(req: RunRequest) -> Plan:
         overrides = parse_overrides(req.overrides, classes)
     except SettingError as err:
         raise UsageError(str(err)) from None
+    if req.results_db:
+        try:
+            database_url(req.results_db, "--results-db")
+        except StoreError as err:
+            raise UsageError(str(err)) from None
     return Plan(req, overrides, _resolve_device(req.device))
 
 
@@ -127,23 +105,11 @@ def settings_for(plan: Plan, data: DataSplits) -> dict[str, Any]:
     return settings_with(plan.request.preset, data.image_shape, plan.overrides)
 
 
-@dataclass
-class Setup:
-    """A plan checked against its data: the dataset loaded, every config built, the folders writable."""
-
-    data: DataSplits
-    method_cfgs: dict[str, Any]
-    budget: Budget
-    options: TrainOptions
-    protocols: dict[str, Evaluation]
-    protocol_cfgs: dict[str, Any]
-    variant: str
-
-
 def prepare(plan: Plan) -> Setup:
     """Every check a run makes before it computes; writes nothing, so ``run --dry-run`` shares it."""
     req = plan.request
-    for flag, folder, problem in (("--results", req.results, results_folder_problem(Path(req.results))),
+    for flag, folder, problem in (("--results", req.results, results_folder_problem(Path(req.results),
+                                                                                   req.results_db)),
                                   ("--leaderboards", req.leaderboards, folder_problem(Path(req.leaderboards)))):
         if problem:  # found now, not after an hour of pretraining
             raise UsageError(f"{flag} {folder}: {problem}; valid: a folder this user can write to")
@@ -184,7 +150,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
     store = None
     if is_main_process():  # only rank 0 writes
         try:
-            store = ResultsStore(req.results)
+            store = ResultsStore(req.results, url=req.results_db or None)  # a server: reached now, not after pretraining
         except StoreError as err:
             raise UsageError(str(err)) from None
     checkpoints = CheckpointStore(Path(req.results))

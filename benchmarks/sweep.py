@@ -12,10 +12,13 @@ While pretraining, a trial reports a cheap validation score (a logistic
 regression on the codes at t = 0.5, train codes -> holdout codes) several times,
 so Optuna's median pruner can stop a bad trial early.
 
-Storage: an RDB URL (``sqlite:///...``, ``postgresql://...``) or, for any value
-without ``://``, a journal file (Optuna's ``JournalFileBackend``), which is
-what several local worker processes should share. Rerunning a sweep adds
-trials to its study.
+Storage: an RDB URL (``sqlite:///...``, ``postgresql://...``, reached through
+psycopg) or, for any value without ``://``, a journal file (Optuna's
+``JournalFileBackend``), which is what several local worker processes should
+share. Without ``--storage``, a sweep whose ``--results-db`` is PostgreSQL keeps
+its study in that database (Optuna's tables beside ``runs`` and ``results``):
+workers on many machines then share both. Rerunning a sweep adds trials to its
+study.
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ import torch
 from optuna.trial import TrialState
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from benchmarks.cache import FeatureCache, encode_in_chunks
-from benchmarks.data import DataSplits, stratified_split
 from benchmarks.presets import settings_with
+from benchmarks.store import database_url
+from core.data import DataSplits, stratified_split
+from core.seeding import seed_everything
 from methods.base import (
     Budget,
     DataSpec,
@@ -47,7 +54,6 @@ from methods.base import (
     config_from_settings,
     create_method,
     get_method_class,
-    seed_everything,
 )
 from protocols.base import Encoded, create_protocol
 
@@ -71,28 +77,44 @@ class SweepRequest:
     overrides: tuple[tuple[str, Any], ...] = ()  # fixed settings, typed
     results: str = "results"
     device: str = "cpu"
+    results_db: str = ""         # the results store's database (store.database_url); '' = the SQLite file
 
 
 def study_name(req: SweepRequest) -> str:
     return req.study or f"{req.dataset}-{req.method}-{req.protocol}-{req.preset}"
 
 
-def create_storage(storage: str, results: str | Path) -> str | optuna.storages.BaseStorage:
-    """An RDB URL as is; any other value is a journal file path (several workers can share it)."""
+def create_storage(storage: str, results: str | Path, results_db: str = "") -> str | optuna.storages.BaseStorage:
+    """An RDB URL (PostgreSQL's through psycopg); any other value is a journal file path (several workers can
+    share it). None: the results database when it is PostgreSQL, else ``RESULTS/optuna.sqlite``."""
+    if not storage and results_db and database_url(results_db).get_backend_name() == "postgresql":
+        storage = results_db
     if not storage:
         Path(results).mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{Path(results) / 'optuna.sqlite'}"
     if "://" in storage:
-        return storage
+        return _through_psycopg(storage)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     Path(storage).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(storage)))
 
 
+def _through_psycopg(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` as ``postgresql+psycopg://``: SQLAlchemy's default PostgreSQL
+    driver, psycopg2, is not a dependency (psycopg 3 is). Other URLs as they are."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # Optuna says what is wrong with it
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
 def load_study(req: SweepRequest) -> optuna.Study:
     return optuna.create_study(
-        storage=create_storage(req.storage, req.results), study_name=study_name(req), direction="maximize",
+        storage=create_storage(req.storage, req.results, req.results_db), study_name=study_name(req), direction="maximize",
         load_if_exists=True, sampler=optuna.samplers.TPESampler(),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
 

@@ -13,52 +13,21 @@ eval mode under ``torch.no_grad()``: BatchNorm statistics never move.
 from __future__ import annotations
 
 import dataclasses
-import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 
-from benchmarks.data import ImageData
-from benchmarks.registry import Registry
+from core.data import ImageData
+from core.registry import Registry
+from core.validation import Checked, Choice, Integers, setting
 from methods.nets.encoders import ENCODERS, create_encoder
-from methods.training import History, TrainOptions
+from methods.training import Budget, History, TrainOptions
 from methods.training import train as train_loop
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much pretraining a method gets: the same for every method of a comparison."""
-
-    iterations: int = 2000
-    batch_size: int = 128
-    lr: float = 2e-4
-    warmup: int = 100
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-
-    def __post_init__(self):
-        for name in ("iterations", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number; got {self.lr}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0 steps; got {self.warmup}")
-        if not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
-            raise ValueError(f"grad_clip must be a positive number; got {self.grad_clip}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
-
-    @property
-    def images_seen(self) -> int:
-        return self.iterations * self.batch_size
 
 
 @dataclass(frozen=True)
@@ -71,20 +40,13 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class MethodConfig:
+class MethodConfig(Checked):
     """Fields every method shares: the encoder family and the latent size."""
 
-    encoder: str = "cnn"
-    encoder_width: int = 32
-    latent_dim: int = 64
+    encoder: str = setting("cnn", Choice(ENCODERS))
+    encoder_width: int = setting(32, Integers(1))
+    latent_dim: int = setting(64, Integers(1))
     hflip: bool = False  # random horizontal flips while pretraining (natural images only)
-
-    def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
-        for name in ("encoder_width", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
 
 
 class Method:
@@ -138,6 +100,16 @@ class Method:
     def point_code(self, encoder_out: Tensor) -> Tensor:
         """The representation from an encoder output: the mean for a probabilistic encoder."""
         return encoder_out[:, : self.cfg.latent_dim] if self.probabilistic else encoder_out
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups (Adam at the budget's lr unless a group sets its own
+        ``lr``, ``weight_decay``...): every trainable parameter of ``modules`` in one group. A method
+        with a momentum target leaves the target out (it is updated in ``after_step``)."""
+        return [{"params": [p for p in self.modules.parameters() if p.requires_grad]}]
+
+    def after_step(self, step: int) -> None:
+        """Called after every optimiser step and EMA update (``step`` counts from 0): a BYOL-like
+        method updates its momentum target here. Nothing by default."""
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
@@ -213,16 +185,9 @@ def gaussian_sample_and_kl(encoder_out: Tensor) -> tuple[Tensor, Tensor]:
     return z, kl
 
 
-def seed_everything(seed: int) -> None:
-    """Seed every generator a method may draw from (lightly's transforms use numpy and random)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 # -- registry --------------------------------------------------------------------------------
-METHODS: Registry[type[Method]] = Registry(
-    "method", ["methods.drl", "methods.autoencoders", "methods.simclr", "methods.untrained"])
+# Every module of ``methods`` is imported on the first look-up; their ``@register_method`` fill it.
+METHODS: Registry[type[Method]] = Registry("method", package="methods")
 register_method = METHODS.register
 available_methods = METHODS.names
 get_method_class = METHODS.get

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from core.validation import setting
 from methods.base import Method, gaussian_sample_and_kl, register_method
 from methods.nets.score_unet import ScoreUNet
-from methods.sde import SDEConfig
+from methods.sde import SDE_CHOICE, SDEConfig
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class VDRL(DRL):
 
 @dataclass(frozen=True)
 class VPConfig(DRLConfig):
-    sde: str = "vp"
+    sde: str = setting("vp", SDE_CHOICE)  # a redeclared field keeps its parent's check only if it says so
 
 
 @register_method

@@ -15,6 +15,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from core.validation import Choice, Interval, NonNegative, Positive, setting, violation
 from methods.base import MethodConfig
 
 T_SAMPLINGS = ("uniform", "sigma-uniform")
@@ -127,35 +128,26 @@ def create_sde(name: str, sigma_min: float = 0.01, sigma_max: float = 50.0, beta
     return VPSDE(beta_min=beta_min, beta_max=beta_max)
 
 
-def check_sde_constants(sigma_min: float, sigma_max: float, beta_min: float, beta_max: float) -> None:
-    """A one-line ValueError naming the first bad constant and what it must be."""
-    rules = (("sigma_min", sigma_min, sigma_min > 0, "> 0"),
-             ("sigma_max", sigma_max, sigma_max > sigma_min, f"> sigma_min ({sigma_min})"),
-             ("beta_min", beta_min, beta_min >= 0, ">= 0"),
-             ("beta_max", beta_max, beta_max > beta_min, f"> beta_min ({beta_min})"))
-    for name, value, ok, rule in rules:
-        if not (math.isfinite(value) and ok):
-            raise ValueError(f"{name} must be a finite number {rule}; got {value}")
+SDE_CHOICE = Choice(SDES)
 
 
 @dataclass(frozen=True)
 class SDEConfig(MethodConfig):
     """The forward SDE of a method that draws t, its constants, and how t is drawn."""
 
-    sde: str = "ve"
-    t_sampling: str = "uniform"  # or "sigma-uniform" (more weight on high noise)
-    sigma_min: float = 0.01      # VE: sigma(t) = sigma_min (sigma_max / sigma_min)^t
-    sigma_max: float = 50.0
-    beta_min: float = 0.1        # VP: beta(t) linear from beta_min to beta_max
-    beta_max: float = 20.0
+    sde: str = setting("ve", SDE_CHOICE)
+    t_sampling: str = setting("uniform", Choice(T_SAMPLINGS))  # sigma-uniform: more weight on high noise
+    sigma_min: float = setting(0.01, Positive())   # VE: sigma(t) = sigma_min (sigma_max / sigma_min)^t
+    sigma_max: float = setting(50.0, Interval())   # and > sigma_min
+    beta_min: float = setting(0.1, NonNegative())  # VP: beta(t) linear from beta_min to beta_max
+    beta_max: float = setting(20.0, Interval())    # and > beta_min
 
     def __post_init__(self):
         super().__post_init__()
-        if self.sde not in SDES:
-            raise ValueError(f"unknown sde {self.sde!r}; valid: {', '.join(SDES)}")
-        if self.t_sampling not in T_SAMPLINGS:
-            raise ValueError(f"unknown t_sampling {self.t_sampling!r}; valid: {', '.join(T_SAMPLINGS)}")
-        check_sde_constants(self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)
+        # Each upper constant must exceed its lower one: a check of two fields, so written here.
+        for high, low in (("sigma_max", "sigma_min"), ("beta_max", "beta_min")):
+            if not getattr(self, high) > getattr(self, low):
+                raise violation(high, getattr(self, high), f"finite numbers > {low} ({getattr(self, low)})")
 
     def create_sde(self) -> SDE:
         return create_sde(self.sde, self.sigma_min, self.sigma_max, self.beta_min, self.beta_max)

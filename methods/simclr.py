@@ -31,6 +31,7 @@ from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
 from torch import Tensor, nn
 
+from core.validation import Choice, setting
 from methods.augmentations import KorniaSimCLRTransform
 from methods.base import Method, MethodConfig, register_method
 from methods.nets.encoders import create_encoder
@@ -49,12 +50,7 @@ AUGMENT_BACKENDS = ("lightly", "kornia")
 @dataclass(frozen=True)
 class SimCLRConfig(ContrastiveConfig):
     crop_min_scale: float = 0.08  # lower bound of the random resized crop's area
-    augment_backend: str = "lightly"  # one of AUGMENT_BACKENDS; explicit, never chosen by device
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.augment_backend not in AUGMENT_BACKENDS:
-            raise ValueError(f"unknown augment_backend {self.augment_backend!r}; valid: {', '.join(AUGMENT_BACKENDS)}")
+    augment_backend: str = setting("lightly", Choice(AUGMENT_BACKENDS))  # explicit, never chosen by device
 
 
 @dataclass(frozen=True)

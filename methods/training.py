@@ -12,11 +12,13 @@ What this module adds around that loop:
 - **Speed on a GPU.** bf16 autocast (``precision``), channels-last tensors,
   fused Adam, and optionally ``torch.compile`` of every trained module.
 - **Several processes.** Under ``torchrun`` every rank draws the same global
-  batch (rank 0's permutation, broadcast) and takes its slice; gradients are
-  averaged with one all-reduce, as DistributedDataParallel does. Methods call
-  their modules directly inside ``loss`` (and leave some unused on a step), so
-  the all-reduce is done here rather than through DDP's module wrapper. On CUDA
-  BatchNorm is synchronised, so the ranks together see what one process would.
+  batch (rank 0's permutation, broadcast) and takes its slice; the method's
+  loss runs as the forward of one module (``_Objective``) wrapped in
+  ``DistributedDataParallel``, which starts every rank from rank 0's weights
+  and averages gradients in buckets overlapped with the backward pass
+  (``find_unused_parameters``: a method may leave modules unused on a step).
+  On CUDA BatchNorm is synchronised, so the ranks together see what one
+  process would.
   Random draws inside ``loss`` (noise, t) use a per-rank stream. Only rank 0
   writes files.
 
@@ -29,23 +31,28 @@ stream restored, which its checkpoints do not hold.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from core.distributed import barrier, world
+from core.files import load_or_set_aside, save_verified
+from core.validation import Checked, Choice, Integers, Interval, Positive, setting
+
 if TYPE_CHECKING:
-    from benchmarks.data import ImageData
-    from methods.base import Budget, Method
+    from timm.utils import ModelEmaV3
+
+    from core.data import ImageData
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # Options that change how fast a run is, not what it learns: not part of a run's identity.
@@ -58,19 +65,44 @@ class TrainingSetupError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class Budget(Checked):
+    """How much pretraining a method gets: the same for every method of a comparison."""
+
+    iterations: int = setting(2000, Integers(1))
+    batch_size: int = setting(128, Integers(1))
+    lr: float = setting(2e-4, Positive())
+    warmup: int = setting(100, Integers(0))  # steps
+    grad_clip: float = setting(1.0, Positive())
+    ema_decay: float = setting(0.999, Interval(0, 1, closed="left"))
+
+    @property
+    def images_seen(self) -> int:
+        return self.iterations * self.batch_size
+
+
+class Trainable(Protocol):
+    """What the loop needs of a method; ``methods.base.Method`` is one (the loop does not import it)."""
+
+    name: str
+    device: torch.device
+    modules: nn.ModuleDict
+    ema: ModelEmaV3
+
+    def param_groups(self) -> list[dict[str, Any]]: ...
+    def prepare(self, images: Tensor) -> Any: ...
+    def loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]: ...
+    def after_step(self, step: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainOptions(Checked):
     """How pretraining runs on the hardware. Only ``precision`` changes what is learned."""
 
-    precision: str = "auto"       # auto: bf16 autocast on CUDA, fp32 elsewhere
+    precision: str = setting("auto", Choice(PRECISIONS))  # auto: bf16 autocast on CUDA, fp32 elsewhere
     channels_last: bool = True    # CUDA only: NHWC tensors for the convolutions
     compile: bool = False         # torch.compile every trained module (first steps are slower)
-    checkpoint_every: int = 500   # steps between resumable snapshots; 0: none
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0 steps; got {self.checkpoint_every}")
+    # steps between resumable snapshots
+    checkpoint_every: int = setting(500, Integers(0, note="0: none"))
 
     def resolved_precision(self, device: torch.device) -> str:
         if self.precision == "auto":
@@ -91,41 +123,79 @@ class History:
 LOG_WINDOW = 50  # steps per logged mean loss
 
 
-# -- distributed -------------------------------------------------------------------------------
-def world() -> tuple[int, int]:
-    """(rank, world size): (0, 1) outside ``torchrun``."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed() -> torch.device | None:
-    """Join the process group ``torchrun`` describes; returns this rank's CUDA device, if any."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return None
-    cuda = torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    if cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-        return device
-    return None
-
-
-def is_main_process() -> bool:
-    return world()[0] == 0
-
-
-def barrier() -> None:
-    if world()[1] > 1:
-        dist.barrier()
-
-
 # -- the loop ----------------------------------------------------------------------------------
-def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions = TrainOptions(),
+@dataclass
+class _Run:
+    """One pretraining run's state: built by ``_start``, advanced by ``_step``, closed by ``_finish``."""
+
+    method: Trainable
+    budget: Budget
+    options: TrainOptions
+    modules: nn.ModuleDict
+    params: list[nn.Parameter]  # every trained parameter, across the optimiser's groups
+    images: Tensor
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: BatchSampler
+    rank: int
+    world_size: int
+    channels_last: bool
+    bf16: bool
+    history: History = field(default_factory=History)
+    start_step: int = 0
+    elapsed: float = 0.0  # seconds trained before a resume
+    # This log window's losses and terms, left on the device: reading them (a host-device sync, which
+    # stalls a GPU) happens once per window and before a snapshot, not every step.
+    window: list[tuple[Tensor, dict[str, Tensor]]] = field(default_factory=list)
+    objective: nn.Module | None = None  # the loss as a module: DistributedDataParallel under torchrun
+
+
+class _Objective(nn.Module):
+    """The method's loss as a module's forward, so that DistributedDataParallel can wrap it: its one
+    submodule is the method's ``modules``, which ``loss`` calls directly."""
+
+    def __init__(self, method: Trainable):
+        super().__init__()
+        self.trained = method.modules
+        self._method = (method,)  # a tuple, not an attribute nn.Module would register
+
+    def forward(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        method = self._method[0]
+        return method.loss(method.prepare(images))
+
+
+def train(method: Trainable, data: ImageData, budget: Budget, options: TrainOptions = TrainOptions(),
           progress: bool = True, on_step: Callable[[int], None] | None = None,
           snapshot_path: Path | None = None, log: Callable[[str], None] | None = None) -> History:
-    """Pretrain ``method`` for ``budget.iterations`` steps, resuming from ``snapshot_path`` if it holds one."""
+    """Pretrain ``method`` for ``budget.iterations`` steps, resuming from ``snapshot_path`` if it holds one.
+
+    Each step: the method's loss on a batch, backward, gradient clip, one optimiser step over the
+    method's parameter groups (``Method.param_groups``), the scheduler, the encoder's EMA, then the
+    method's own ``after_step`` (a momentum target's update, for BYOL-like methods).
+    """
+    run = _start(method, data, budget, options)
+    _resume(run, snapshot_path, log)
+    run.modules.train()
+    started = time.perf_counter()
+    bar = tqdm(range(run.start_step, budget.iterations), desc=f"pretrain {method.name}",
+               disable=not progress or run.rank != 0, unit="step", dynamic_ncols=True, mininterval=1.0,
+               initial=run.start_step, total=budget.iterations)
+    for step in bar:
+        _step(run, step)
+        done = step + 1
+        if len(run.window) == LOG_WINDOW or done == budget.iterations:
+            _log_window(run, done, bar)
+        if (snapshot_path is not None and options.checkpoint_every and done % options.checkpoint_every == 0
+                and done < budget.iterations):
+            _snapshot(run, done, snapshot_path, run.elapsed + time.perf_counter() - started)
+        if on_step is not None:
+            on_step(done)
+    return _finish(run, time.perf_counter() - started)
+
+
+def _start(method: Trainable, data: ImageData, budget: Budget, options: TrainOptions) -> _Run:
+    """Modules on their device and layout (synchronised BatchNorm, rank 0's initialisation on every
+    rank, compiled if asked), the optimiser over the method's groups, the warm-up schedule, the sampler."""
     rank, world_size = world()
     if budget.batch_size % world_size:
         raise TrainingSetupError(f"batch_size {budget.batch_size} is not divisible by the {world_size} "
@@ -136,7 +206,6 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
         modules = nn.SyncBatchNorm.convert_sync_batchnorm(modules)  # BatchNorm over the global batch
         method.modules = modules
     if world_size > 1:
-        _broadcast(modules)  # every rank starts from rank 0's initialisation
         if rank:  # rank 0 keeps the single-process stream; the others draw their own noise
             seed = torch.initial_seed() + rank
             torch.manual_seed(seed)
@@ -150,102 +219,110 @@ def train(method: Method, data: ImageData, budget: Budget, options: TrainOptions
         for module in modules.values():
             if getattr(module, "_compiled_call_impl", None) is None:  # a second fit reuses the compiled one
                 module.compile()
-    bf16 = options.resolved_precision(device) == "bf16"
-
     method.ema.decay = budget.ema_decay
-    images = data.images.to(device)
-    params = [p for p in modules.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=budget.lr, fused=device.type == "cuda")
+    groups = method.param_groups()
+    params = [p for group in groups for p in group["params"]]
+    optimiser = torch.optim.Adam(groups, lr=budget.lr, fused=device.type == "cuda")
     warmup = max(budget.warmup, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup))
-    sampler = BatchSampler(len(images), budget.batch_size, device)
-    history, start_step, elapsed = History(), 0, 0.0
-    # This log window's losses and terms, left on the device: reading them (a host-device sync, which
-    # stalls a GPU) happens once per window and before a snapshot, not every step.
-    window: list[tuple[Tensor, dict[str, Tensor]]] = []
+    images = data.images.to(device)
+    objective = None
+    if world_size > 1:  # rank 0's weights on every rank, then gradients averaged in the backward pass
+        objective = DistributedDataParallel(
+            _Objective(method), device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+            broadcast_buffers=False)  # each rank keeps its BatchNorm statistics (synchronised on CUDA)
+    return _Run(method, budget, options, modules, params, images, optimiser, scheduler,
+                BatchSampler(len(images), budget.batch_size, device), rank, world_size, channels_last,
+                bf16=options.resolved_precision(device) == "bf16", objective=objective)
 
+
+def _resume(run: _Run, snapshot_path: Path | None, log: Callable[[str], None] | None) -> None:
+    """Continue from the snapshot at ``snapshot_path``, if there is one: weights, optimiser, sampler, RNGs."""
     snapshot = _load_snapshot(snapshot_path)
-    if snapshot is not None:
-        if len(snapshot["rng"]) != world_size:
-            raise TrainingSetupError(
-                f"{snapshot_path} was written by {len(snapshot['rng'])} processes, this run has {world_size}; "
-                f"rerun with {len(snapshot['rng'])} or delete the file to restart")
-        start_step, elapsed = snapshot["step"], snapshot["elapsed_s"]
-        window = [(torch.tensor(value, device=device), {}) for value in snapshot["window"]]
-        modules.load_state_dict(snapshot["modules"])
-        method.ema.module.load_state_dict(snapshot["ema"])
-        optimiser.load_state_dict(snapshot["optimiser"])
-        scheduler.load_state_dict(snapshot["scheduler"])
-        sampler.load_state_dict(snapshot["sampler"])
-        history.losses, history.resumed_from = snapshot["losses"], start_step
-        set_rng_state(snapshot["rng"][rank])
-        if log:
-            log(f"{method.name}: resuming pretraining from step {start_step} of {budget.iterations} "
-                f"({snapshot_path})")
+    if snapshot is None:
+        return
+    if len(snapshot["rng"]) != run.world_size:
+        raise TrainingSetupError(
+            f"{snapshot_path} was written by {len(snapshot['rng'])} processes, this run has {run.world_size}; "
+            f"rerun with {len(snapshot['rng'])} or delete the file to restart")
+    run.start_step, run.elapsed = snapshot["step"], snapshot["elapsed_s"]
+    run.window = [(torch.tensor(value, device=run.method.device), {}) for value in snapshot["window"]]
+    run.modules.load_state_dict(snapshot["modules"])
+    run.method.ema.module.load_state_dict(snapshot["ema"])
+    run.optimiser.load_state_dict(snapshot["optimiser"])
+    run.scheduler.load_state_dict(snapshot["scheduler"])
+    run.sampler.load_state_dict(snapshot["sampler"])
+    run.history.losses, run.history.resumed_from = snapshot["losses"], run.start_step
+    set_rng_state(snapshot["rng"][run.rank])
+    if log:
+        log(f"{run.method.name}: resuming pretraining from step {run.start_step} of {run.budget.iterations} "
+            f"({snapshot_path})")
 
-    modules.train()
-    started = time.perf_counter()
-    bar = tqdm(range(start_step, budget.iterations), desc=f"pretrain {method.name}",
-               disable=not progress or rank != 0, unit="step", dynamic_ncols=True, mininterval=1.0,
-               initial=start_step, total=budget.iterations)
-    for step in bar:
-        rows = sampler.next()
-        if world_size > 1:  # this rank's slice of the global batch
-            rows = rows.chunk(world_size)[rank]
-        batch = images[rows]
-        if channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, terms = method.loss(method.prepare(batch))
-        reported = loss.detach()
-        if world_size > 1:  # the global batch's loss; every rank sees the same value (and stops together)
-            reported = reported.clone()
-            dist.all_reduce(reported)
-            reported /= world_size
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if world_size > 1:
-            _average_gradients(params, world_size)
-        nn.utils.clip_grad_norm_(params, budget.grad_clip)
-        optimiser.step()
-        scheduler.step()
-        method.ema.update(modules["encoder"], step=step)
-        window.append((reported, terms))
-        done = step + 1
-        if len(window) == LOG_WINDOW or done == budget.iterations:
-            values = _checked_losses(method.name, window, done)
-            history.losses.append(sum(values) / len(values))
-            bar.set_postfix(loss=f"{history.losses[-1]:.4g}")
-            window = []
-        if (snapshot_path is not None and options.checkpoint_every and done % options.checkpoint_every == 0
-                and done < budget.iterations):
-            saved_window = _checked_losses(method.name, window, done)  # never snapshot diverged weights
-            rngs = [rng_state()]
-            if world_size > 1:
-                rngs = [None] * world_size
-                dist.all_gather_object(rngs, rng_state())
-            if rank == 0:
-                _save_snapshot(snapshot_path, {
-                    "format": SNAPSHOT_FORMAT, "step": done,
-                    "elapsed_s": elapsed + time.perf_counter() - started, "window": saved_window,
-                    "losses": history.losses, "modules": modules.state_dict(),
-                    "ema": method.ema.module.state_dict(), "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
-                    "rng": rngs,
-                })
-            barrier()
-        if on_step is not None:
-            on_step(done)
+
+def _step(run: _Run, step: int) -> None:
+    """One optimisation step on this rank's slice of the next global batch."""
+    method = run.method
+    rows = run.sampler.next()
+    if run.world_size > 1:  # this rank's slice of the global batch
+        rows = rows.chunk(run.world_size)[run.rank]
+    batch = run.images[rows]
+    if run.channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(method.device.type, dtype=torch.bfloat16, enabled=run.bf16):
+        loss, terms = run.objective(batch) if run.objective is not None else method.loss(method.prepare(batch))
+    reported = loss.detach()
+    if run.world_size > 1:  # the global batch's loss; every rank sees the same value (and stops together)
+        reported = reported.clone()
+        dist.all_reduce(reported)
+        reported /= run.world_size
+    run.optimiser.zero_grad(set_to_none=True)
+    loss.backward()  # under DDP, also the gradient average over ranks
+    nn.utils.clip_grad_norm_(run.params, run.budget.grad_clip)
+    run.optimiser.step()
+    run.scheduler.step()
+    method.ema.update(run.modules["encoder"], step=step)
+    method.after_step(step)
+    run.window.append((reported, terms))
+
+
+def _log_window(run: _Run, done: int, bar: tqdm) -> None:
+    values = _checked_losses(run.method.name, run.window, done)
+    run.history.losses.append(sum(values) / len(values))
+    bar.set_postfix(loss=f"{run.history.losses[-1]:.4g}")
+    run.window = []
+
+
+def _snapshot(run: _Run, done: int, path: Path, elapsed_s: float) -> None:
+    """Everything a rerun needs to continue from step ``done`` bit for bit (written by rank 0)."""
+    saved_window = _checked_losses(run.method.name, run.window, done)  # never snapshot diverged weights
+    rngs = [rng_state()]
+    if run.world_size > 1:
+        rngs = [None] * run.world_size
+        dist.all_gather_object(rngs, rng_state())
+    if run.rank == 0:
+        _save_snapshot(path, {
+            "format": SNAPSHOT_FORMAT, "step": done, "elapsed_s": elapsed_s, "window": saved_window,
+            "losses": run.history.losses, "modules": run.modules.state_dict(),
+            "ema": run.method.ema.module.state_dict(), "optimiser": run.optimiser.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "sampler": run.sampler.state_dict(), "rng": rngs,
+        })
+    barrier()
+
+
+def _finish(run: _Run, trained_s: float) -> History:
+    """The history (throughput of the steps this process ran), modules back to eval and contiguous."""
+    history, budget = run.history, run.budget
     history.steps = budget.iterations
-    history.wall_time_s = elapsed + time.perf_counter() - started
-    history.images_per_s = budget.batch_size * (budget.iterations - start_step) / max(
-        history.wall_time_s - elapsed, 1e-9)
+    history.wall_time_s = run.elapsed + trained_s
+    history.images_per_s = budget.batch_size * (budget.iterations - run.start_step) / max(trained_s, 1e-9)
+    device = run.method.device
     if device.type == "cuda":
         history.peak_memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
-    if channels_last:
-        modules.to(memory_format=torch.contiguous_format)
-        method.ema.module.to(memory_format=torch.contiguous_format)
-    modules.eval()
+    if run.channels_last:
+        run.modules.to(memory_format=torch.contiguous_format)
+        run.method.ema.module.to(memory_format=torch.contiguous_format)
+    run.modules.eval()
     return history
 
 
@@ -320,26 +397,7 @@ def _checked_losses(name: str, window: list[tuple[Tensor, dict[str, Tensor]]], d
     return values
 
 
-def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:
-    """All-reduce every gradient at once (one flat buffer), then divide: DDP's averaging."""
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    averaged = [part.view_as(g) for part, g in zip(flat.split([g.numel() for g in grads]), grads)]
-    torch._foreach_copy_(grads, averaged)  # one fused copy back, not a kernel per tensor
-
-
-def _broadcast(modules: nn.Module) -> None:
-    for tensor in modules.state_dict().values():
-        dist.broadcast(tensor, src=0)
-
-
-# The cache module is the suite's one writer and reader of verified files (imported late:
-# it imports this package's Method for its type hints).
 def _save_snapshot(path: Path, payload: dict[str, Any]) -> None:
-    from benchmarks.cache import save_verified
-
     save_verified(payload, path)
 
 
@@ -347,8 +405,6 @@ def _load_snapshot(path: Path | None) -> dict[str, Any] | None:
     """The snapshot at ``path``; None if absent, or corrupt (moved aside with a warning: start over)."""
     if path is None:
         return None
-    from benchmarks.cache import load_or_set_aside
-
     snapshot = load_or_set_aside(path, "pretraining snapshot", "pretraining from step 0")
     if snapshot is None or snapshot.get("format") != SNAPSHOT_FORMAT:
         return None

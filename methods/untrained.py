@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from benchmarks.data import ImageData
+from core.data import ImageData
 from methods.base import Budget, History, Method, register_method
 from methods.nets.encoders import create_encoder
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.data import DataSplits
-from protocols.base import Encoded, Record, register_protocol
+from core.data import DataSplits
+from core.records import Record
+from core.validation import Integers, setting
+from protocols.base import Encoded, register_protocol
 from protocols.trajectory import (
     SequenceHeadConfig,
     TrajectoryInputs,
@@ -20,12 +22,7 @@ from protocols.trajectory import (
 
 @dataclass(frozen=True)
 class AttentionConfig(SequenceHeadConfig):
-    attention_points: int = 11  # K: the Transformer reads the codes at t = 0, 1/(K-1), ..., 1
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.attention_points < 2:
-            raise ValueError(f"attention_points must be >= 2; got {self.attention_points}")
+    attention_points: int = setting(11, Integers(2))  # K: the Transformer reads the codes at t = 0, 1/(K-1), ..., 1
 
 
 @register_protocol
@@ -34,6 +31,10 @@ class Attention:
     config_cls = AttentionConfig
     metrics = ("attention", "attention_cls", "accuracy")
     test_metrics = ("attention", "attention_cls", "accuracy")  # all measured on the test split
+
+    def feature_times(self, cfg: AttentionConfig) -> tuple[float, ...]:
+        return trajectory_times(cfg.attention_points)
+
     notes = """
 The `transformer` head of the `trajectory` protocol, trained the same way
 (learning rate and epoch chosen on validation, on MNIST's `quick` preset from

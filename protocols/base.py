@@ -9,16 +9,18 @@ measured number. It never trains the encoder it evaluates.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
-from benchmarks.registry import Registry
+from core.records import Record
+from core.registry import Registry
+from core.validation import Checked, Interval, Items, setting
 
 if TYPE_CHECKING:
-    from benchmarks.data import DataSplits
+    from core.data import DataSplits
     from methods.base import Method
 
 # Every protocol that evaluates codes at several t uses this grid unless told otherwise.
@@ -26,15 +28,17 @@ DEFAULT_T_VALUES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11)
 
 
 @dataclass(frozen=True)
-class TimeGridConfig:
+class TimeGridConfig(Checked):
     """Base of the configs of protocols that read codes at several t."""
 
-    t_values: tuple[float, ...] = DEFAULT_T_VALUES
+    t_values: tuple[float, ...] = setting(DEFAULT_T_VALUES, Items(Interval(0.0, 1.0), nonempty=True))
 
-    def __post_init__(self):
-        bad = [t for t in self.t_values if not 0.0 <= t <= 1.0]
-        if bad or not self.t_values:
-            raise ValueError(f"t_values must lie in [0, 1]; got {bad or tuple(self.t_values)!r}")
+
+class ReadsTimeGrid:
+    """For protocols configured by a ``TimeGridConfig``: they read the codes at its ``t_values``."""
+
+    def feature_times(self, cfg: TimeGridConfig) -> tuple[float, ...]:
+        return tuple(cfg.t_values)
 
 
 def times_to_encode(method: Any, t_values: Sequence[float]) -> list[float]:
@@ -45,29 +49,6 @@ def times_to_encode(method: Any, t_values: Sequence[float]) -> list[float]:
 def reported_at(ts: Sequence[float], encoded_ts: Sequence[float]) -> list[tuple[float, int]]:
     """Each reported t and the index of the encoded t its number comes from (a static method's one result)."""
     return [(t, j if len(encoded_ts) == len(ts) else 0) for j, t in enumerate(ts)]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One measured number and the setting it was measured in.
-
-    ``t``, ``t2``, ``labels``, ``head`` and ``points`` are the setting columns
-    every leaderboard understands (None where they do not apply; ``t2`` is the
-    second time of a number measured between two times); anything else a
-    protocol wants to keep (the chosen learning rate, the epoch...) goes to
-    ``extra`` and is stored as JSON beside the row. Keys of ``extra`` that start
-    with ``test_`` are measured on the test split; all others record choices made
-    without it (the contract tests check this).
-    """
-
-    metric: str
-    value: float
-    t: float | None = None
-    labels: int | None = None
-    head: str | None = None
-    points: int | None = None
-    t2: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +79,10 @@ class Evaluation(Protocol):
     # (semisup) instead of reading cached codes; ``summary = {title, row, columns, metrics}`` for a
     # paper-shaped pivot table at the top of its page.
 
+    def feature_times(self, cfg: Any) -> Sequence[float]: ...
+    """The t at which ``run`` reads cached codes (the dry-run plan and the cache ask it); none for
+    a protocol that fine-tunes the encoder on images."""
+
     def run(self, encoded: Encoded, cfg: Any) -> list[Record]: ...
 
     # Optional: ``check_data(data, cfg)`` raises ValueError (one line) when the settings cannot work
@@ -105,9 +90,8 @@ class Evaluation(Protocol):
     # anything is computed.
 
 
-PROTOCOLS: Registry[type] = Registry(
-    "protocol", ["protocols.probe", "protocols.lowlabel", "protocols.svm", "protocols.silhouette",
-                 "protocols.trajectory", "protocols.mi", "protocols.attention", "protocols.semisup"])
+# Every module of ``protocols`` is imported on the first look-up; their ``@register_protocol`` fill it.
+PROTOCOLS: Registry[type] = Registry("protocol", package="protocols")
 register_protocol = PROTOCOLS.register
 available_protocols = PROTOCOLS.names
 

@@ -13,24 +13,21 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from benchmarks.data import DataSplits
-from protocols.base import Encoded, Record, register_protocol
+from core.data import DataSplits
+from core.records import Record
+from core.validation import Integers, Items, setting
+from protocols.base import Encoded, ReadsTimeGrid, register_protocol
 from protocols.labels import check_label_counts, label_ladder, save_subset, stratified_subset
 from protocols.probe import ProbeConfig, ProbeInputs, probe_records
 
 
 @dataclass(frozen=True)
 class LowLabelConfig(ProbeConfig):
-    label_counts: tuple[int, ...] = ()  # empty: 1000/5000/10000, scaled down for smaller sets
-
-    def __post_init__(self):
-        super().__post_init__()
-        if any(n < 1 for n in self.label_counts):
-            raise ValueError(f"label_counts must be positive; got {self.label_counts!r}")
+    label_counts: tuple[int, ...] = setting((), Items(Integers(1), note="empty: 1000/5000/10000, scaled down for smaller sets"))
 
 
 @register_protocol
-class LowLabel:
+class LowLabel(ReadsTimeGrid):
     name = "lowlabel"
     config_cls = LowLabelConfig
     metrics = ("accuracy", "best_t", "best_t_accuracy")

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import torch
 
-from protocols.base import Encoded, Record, TimeGridConfig, register_protocol, times_to_encode
+from core.records import Record
+from core.validation import Integers, setting
+from protocols.base import (
+    Encoded,
+    ReadsTimeGrid,
+    TimeGridConfig,
+    register_protocol,
+    times_to_encode,
+)
 from protocols.information import (
     DEFAULT_NEIGHBOURS,
     ksg_ceiling,
@@ -19,19 +27,13 @@ from protocols.information import (
 
 @dataclass(frozen=True)
 class MIConfig(TimeGridConfig):
-    mi_samples: int = 2000  # test codes used (a fixed subset, the same for every method); cost is O(N^2)
-    mi_neighbours: int = DEFAULT_NEIGHBOURS
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.mi_samples < 10:
-            raise ValueError(f"mi_samples must be >= 10; got {self.mi_samples}")
-        if self.mi_neighbours < 1:
-            raise ValueError(f"mi_neighbours must be >= 1; got {self.mi_neighbours}")
+    # test codes used (a fixed subset, the same for every method); cost is O(N^2)
+    mi_samples: int = setting(2000, Integers(10))
+    mi_neighbours: int = setting(DEFAULT_NEIGHBOURS, Integers(1))
 
 
 @register_protocol
-class MutualInformation:
+class MutualInformation(ReadsTimeGrid):
     name = "mi"
     config_cls = MIConfig
     metrics = ("nmi", "label_nmi")

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from core.records import Record
+from core.validation import Choice, Integers, Items, Positive, setting
 from protocols.base import (
     Encoded,
-    Record,
+    ReadsTimeGrid,
     TimeGridConfig,
     register_protocol,
     reported_at,
@@ -39,39 +41,23 @@ HEADS = ("linear", "mlp", "linear-sgd")
 
 @dataclass(frozen=True)
 class ProbeConfig(TimeGridConfig):
-    heads: tuple[str, ...] = ("linear", "mlp")
-    probe_Cs: tuple[float, ...] = DEFAULT_CS  # inverse L2 strengths of the linear head (scikit-learn's C)
-    probe_max_iter: int = 1000     # L-BFGS iterations of the linear head, at most
-    probe_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
-    probe_epochs: int = 100        # at most; SGD heads stop early once validation stalls
-    probe_patience: int = 15       # epochs without a validation improvement before a head is done
+    heads: tuple[str, ...] = setting(("linear", "mlp"), Items(Choice(HEADS), nonempty=True))
+    # inverse L2 strengths of the linear head (scikit-learn's C)
+    probe_Cs: tuple[float, ...] = setting(DEFAULT_CS, Items(Positive(), nonempty=True))
+    probe_max_iter: int = setting(1000, Integers(1))  # L-BFGS iterations of the linear head, at most
+    probe_lrs: tuple[float, ...] = setting((1e-3, 3e-3, 1e-2, 3e-2), Items(Positive(), nonempty=True))
+    probe_epochs: int = setting(100, Integers(1))     # at most; SGD heads stop early once validation stalls
+    probe_patience: int = setting(15, Integers(1))    # epochs without a validation improvement before a head is done
     probe_batch_size: int = 256
     probe_hidden: int = 512
     probe_dropout: float = 0.25
     probe_weight_decay: float = 1e-5
-    probe_head_seeds: int = 1  # independent draws of every head on the same codes, trained as one batch
-
-    def __post_init__(self):
-        bad_heads = [h for h in self.heads if h not in HEADS]
-        if bad_heads or not self.heads:
-            raise ValueError(f"unknown probe head {bad_heads or self.heads!r}; valid: {', '.join(HEADS)}")
-        super().__post_init__()
-        if not self.probe_lrs or any(lr <= 0 for lr in self.probe_lrs):
-            raise ValueError(f"probe_lrs must be positive; got {self.probe_lrs!r}")
-        if not self.probe_Cs or any(not c > 0 for c in self.probe_Cs):
-            raise ValueError(f"probe_Cs must be positive; got {self.probe_Cs!r}")
-        if self.probe_max_iter < 1:
-            raise ValueError(f"probe_max_iter must be >= 1; got {self.probe_max_iter}")
-        if self.probe_epochs < 1:
-            raise ValueError(f"probe_epochs must be >= 1; got {self.probe_epochs}")
-        if self.probe_patience < 1:
-            raise ValueError(f"probe_patience must be >= 1; got {self.probe_patience}")
-        if self.probe_head_seeds < 1:
-            raise ValueError(f"probe_head_seeds must be >= 1; got {self.probe_head_seeds}")
+    # independent draws of every head on the same codes, trained as one batch
+    probe_head_seeds: int = setting(1, Integers(1))
 
 
 @register_protocol
-class Probe:
+class Probe(ReadsTimeGrid):
     name = "probe"
     config_cls = ProbeConfig
     notes = """

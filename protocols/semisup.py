@@ -35,10 +35,13 @@ from timm.scheduler import CosineLRScheduler
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from benchmarks.data import DataSplits
-from methods.base import Method, seed_everything
+from core.data import DataSplits
+from core.records import Record
+from core.seeding import seed_everything
+from core.validation import Checked, Choice, Integers, Interval, Items, Positive, setting, violation
+from methods.base import Method
 from protocols.augment import SEMISUP_AUGMENT_BACKENDS, SEMISUP_AUGMENTERS
-from protocols.base import Encoded, Record, register_protocol
+from protocols.base import Encoded, register_protocol
 from protocols.label_spreading import pseudo_labels
 from protocols.labels import save_subset
 
@@ -55,56 +58,44 @@ EVAL_BATCH = 512
 
 
 @dataclass(frozen=True)
-class SemisupConfig:
+class SemisupConfig(Checked):
     # The paper's "--set init=..." is --method here: the stored method column is the initialisation.
     SETTING_HINTS: ClassVar[dict[str, str]] = {
         "init": "the semisup initialisation is the method itself; run --method NAME --protocol semisup "
                 "(none: a random initialisation)"}
 
-    semisup_labels: tuple[int, ...] = ()   # empty: the dataset's ladder (SEMISUP_LADDERS or proportional)
+    # empty: the dataset's ladder (SEMISUP_LADDERS or proportional)
+    semisup_labels: tuple[int, ...] = setting((), Items(Integers(1), note="empty: the dataset's ladder"))
     mixup: bool = False                    # the DRL paper's Table 1 is without mixup
-    mixup_alpha: float = 1.0
-    semisup_warmup_epochs: int = 100
-    semisup_rounds: int = 260
-    semisup_lr: float = 0.03
+    mixup_alpha: float = setting(1.0, Positive())
+    semisup_warmup_epochs: int = setting(100, Integers(0))
+    semisup_rounds: int = setting(260, Integers(1))
+    semisup_lr: float = setting(0.03, Positive())
     semisup_momentum: float = 0.9
     semisup_weight_decay: float = 5e-4
-    semisup_batch_size: int = 100          # images per step, labelled included
-    semisup_labelled_batch: int = 16       # labelled images in each step of a round
-    semisup_aug_num: int = 3               # augmented copies of every image per step
-    semisup_k: int = 50
-    semisup_alpha: float = 0.99
-    semisup_cg_iterations: int = 30
-    semisup_cg_tol: float = 1e-3
-    semisup_align_iterations: int = 100
-    semisup_train_images: int = 0          # 0: the whole training split; else the pool size (CPU budgets)
+    semisup_batch_size: int = setting(100, Integers(1))     # images per step, labelled included
+    semisup_labelled_batch: int = setting(16, Integers(1))  # labelled images in each step of a round
+    semisup_aug_num: int = setting(3, Integers(1))          # augmented copies of every image per step
+    semisup_k: int = setting(50, Integers(1))
+    semisup_alpha: float = setting(0.99, Interval(0.0, 1.0, closed="neither"))
+    semisup_cg_iterations: int = setting(30, Integers(1))
+    semisup_cg_tol: float = setting(1e-3, Positive())
+    semisup_align_iterations: int = setting(100, Integers(0))
+    # else the pool size (CPU budgets)
+    semisup_train_images: int = setting(0, Integers(0, note="0: the whole training split"))
     learn_t: bool = True
-    t_init: float = 0.5
+    t_init: float = setting(0.5, Interval(0.0, 1.0, closed="neither"))  # t = sigmoid(p)
     t_scan: bool = False                   # choose the starting t by the training-loss scan
-    t_lr_scale: float = 1.0                # t's learning rate relative to the weights' (its gradient is small)
-    semisup_augment_backend: str = "torchvision"  # one of SEMISUP_AUGMENT_BACKENDS; batched: on the run's device
+    # t's learning rate relative to the weights' (its gradient is small)
+    t_lr_scale: float = setting(1.0, Positive())
+    # batched: on the run's device
+    semisup_augment_backend: str = setting("torchvision", Choice(SEMISUP_AUGMENT_BACKENDS))
 
     def __post_init__(self):
-        positive = ("semisup_rounds", "semisup_lr", "semisup_batch_size", "semisup_labelled_batch",
-                    "semisup_aug_num", "semisup_k", "semisup_cg_iterations", "semisup_cg_tol", "mixup_alpha", "t_lr_scale")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
-        if self.semisup_warmup_epochs < 0 or self.semisup_align_iterations < 0 or self.semisup_train_images < 0:
-            raise ValueError("semisup_warmup_epochs, semisup_align_iterations and semisup_train_images "
-                             "must be >= 0")
-        if not self.semisup_labelled_batch < self.semisup_batch_size:
-            raise ValueError(f"semisup_labelled_batch ({self.semisup_labelled_batch}) must be smaller than "
-                             f"semisup_batch_size ({self.semisup_batch_size})")
-        if not 0.0 < self.semisup_alpha < 1.0:
-            raise ValueError(f"semisup_alpha must lie in (0, 1); got {self.semisup_alpha}")
-        if not 0.0 < self.t_init < 1.0:
-            raise ValueError(f"t_init must lie in (0, 1) (t = sigmoid(p)); got {self.t_init}")
-        if self.semisup_augment_backend not in SEMISUP_AUGMENT_BACKENDS:
-            raise ValueError(f"unknown semisup_augment_backend {self.semisup_augment_backend!r}; "
-                             f"valid: {', '.join(SEMISUP_AUGMENT_BACKENDS)}")
-        if any(n < 1 for n in self.semisup_labels):
-            raise ValueError(f"semisup_labels must be positive; got {self.semisup_labels!r}")
+        super().__post_init__()
+        if not self.semisup_labelled_batch < self.semisup_batch_size:  # a check of two fields
+            raise violation("semisup_labelled_batch", self.semisup_labelled_batch,
+                            f"integers < semisup_batch_size ({self.semisup_batch_size})")
 
 
 # -- label splits ----------------------------------------------------------------------
@@ -367,6 +358,9 @@ class Semisup:
     name = "semisup"
     config_cls = SemisupConfig
     fine_tunes = True  # trains a copy of the encoder: reads images, not cached codes
+
+    def feature_times(self, cfg: SemisupConfig) -> tuple[float, ...]:
+        return ()
     metrics = ("accuracy", "warmup_accuracy", "val_accuracy", "pseudo_label_accuracy", "t_final")
     test_metrics = ("accuracy", "warmup_accuracy")
     summary = {"title": "Table 1: test accuracy by label count, initialisation and mixup",

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from sklearn.metrics import silhouette_score
 
+from core.records import Record
+from core.validation import Integers, setting
 from protocols.base import (
     Encoded,
-    Record,
+    ReadsTimeGrid,
     TimeGridConfig,
     register_protocol,
     reported_at,
@@ -18,16 +20,11 @@ from protocols.base import (
 
 @dataclass(frozen=True)
 class SilhouetteConfig(TimeGridConfig):
-    silhouette_samples: int = 10_000  # scored on at most this many test codes (it is quadratic)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.silhouette_samples < 2:
-            raise ValueError(f"silhouette_samples must be >= 2; got {self.silhouette_samples}")
+    silhouette_samples: int = setting(10_000, Integers(2))  # scored on at most this many test codes (it is quadratic)
 
 
 @register_protocol
-class Silhouette:
+class Silhouette(ReadsTimeGrid):
     name = "silhouette"
     config_cls = SilhouetteConfig
     metrics = ("silhouette",)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.svm import SVC
 
-from benchmarks.data import DataSplits
+from core.data import DataSplits
+from core.records import Record
+from core.validation import Integers, Items, setting
 from protocols.base import (
     Encoded,
-    Record,
+    ReadsTimeGrid,
     TimeGridConfig,
     register_protocol,
     reported_at,
@@ -27,19 +29,12 @@ from protocols.labels import check_label_counts, stratified_subset
 
 @dataclass(frozen=True)
 class SVMConfig(TimeGridConfig):
-    svm_labels: tuple[int, ...] = (100, 1000)
-    svm_draws: int = 5
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.svm_labels or any(n < 1 for n in self.svm_labels):
-            raise ValueError(f"svm_labels must be positive; got {self.svm_labels!r}")
-        if self.svm_draws < 1:
-            raise ValueError(f"svm_draws must be >= 1; got {self.svm_draws}")
+    svm_labels: tuple[int, ...] = setting((100, 1000), Items(Integers(1), nonempty=True))
+    svm_draws: int = setting(5, Integers(1))
 
 
 @register_protocol
-class SVMFewShot:
+class SVMFewShot(ReadsTimeGrid):
     name = "svm"
     config_cls = SVMConfig
     metrics = ("accuracy",)

@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from benchmarks.data import DataSplits
-from protocols.base import Encoded, Record, register_protocol
+from core.data import DataSplits
+from core.records import Record
+from core.validation import Checked, Choice, Integers, Items, Positive, setting, violation
+from protocols.base import Encoded, register_protocol
 from protocols.batched import at_grid_end, fit_select_score, one_standard_error_choice, standardise
 from protocols.labels import check_label_counts, save_subset, stratified_subset
 from protocols.sequence_heads import SEQUENCE_HEADS, ConcatMLP, GRUHead, TransformerHead
@@ -41,50 +43,36 @@ def trajectory_times(points: int) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class SequenceHeadConfig:
+class SequenceHeadConfig(Checked):
     """How the trajectory heads are trained (shared by ``trajectory`` and ``attention``)."""
 
-    trajectory_lrs: tuple[float, ...] = (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5)
-    trajectory_epochs: int = 100
-    trajectory_patience: int = 0  # epochs without a validation improvement before a head stops; 0: never
-    trajectory_batch_size: int = 256
-    trajectory_width: int = 256  # GRU state and Transformer width; the MLPs' hidden layer is twice this
+    trajectory_lrs: tuple[float, ...] = setting((1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5),
+                                                Items(Positive(), nonempty=True))
+    trajectory_epochs: int = setting(100, Integers(1))
+    # epochs without a validation improvement before a head stops
+    trajectory_patience: int = setting(0, Integers(0, note="0: never"))
+    trajectory_batch_size: int = setting(256, Integers(1))
+    # GRU state and Transformer width; the MLPs' hidden layer is twice this
+    trajectory_width: int = setting(256, Integers(1))
     trajectory_dropout: float = 0.25
     trajectory_weight_decay: float = 1e-5
-    trajectory_train_images: int = 0  # labelled training images the heads learn from; 0: all
-    transformer_layers: int = 2
-    transformer_heads: int = 4
+    # labelled training images the heads learn from
+    trajectory_train_images: int = setting(0, Integers(0, note="0: all"))
+    transformer_layers: int = setting(2, Integers(1))
+    transformer_heads: int = setting(4, Integers(1))
     transformer_shared: bool = True  # one block applied transformer_layers times, as in the follow-up's code
 
     def __post_init__(self):
-        if not self.trajectory_lrs or any(lr <= 0 for lr in self.trajectory_lrs):
-            raise ValueError(f"trajectory_lrs must be positive; got {self.trajectory_lrs!r}")
-        if self.trajectory_patience < 0:
-            raise ValueError(f"trajectory_patience must be >= 0 epochs (0: no early stopping); "
-                             f"got {self.trajectory_patience}")
-        if self.trajectory_train_images < 0:
-            raise ValueError(f"trajectory_train_images must be >= 0 (0: all); got {self.trajectory_train_images}")
-        for name in ("trajectory_epochs", "trajectory_batch_size", "trajectory_width",
-                     "transformer_layers", "transformer_heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if self.trajectory_width % self.transformer_heads:
-            raise ValueError(f"trajectory_width {self.trajectory_width} must be divisible by "
-                             f"transformer_heads {self.transformer_heads}")
+        super().__post_init__()
+        if self.trajectory_width % self.transformer_heads:  # a check of two fields
+            raise violation("trajectory_width", self.trajectory_width,
+                            f"multiples of transformer_heads ({self.transformer_heads})")
 
 
 @dataclass(frozen=True)
 class TrajectoryConfig(SequenceHeadConfig):
-    trajectory_points: tuple[int, ...] = POINTS
-    trajectory_heads: tuple[str, ...] = HEADS
-
-    def __post_init__(self):
-        super().__post_init__()
-        bad = [h for h in self.trajectory_heads if h not in HEADS]
-        if bad or not self.trajectory_heads:
-            raise ValueError(f"unknown trajectory head {bad or self.trajectory_heads!r}; valid: {', '.join(HEADS)}")
-        if not self.trajectory_points or any(k < 1 for k in self.trajectory_points):
-            raise ValueError(f"trajectory_points must be integers >= 1; got {self.trajectory_points!r}")
+    trajectory_points: tuple[int, ...] = setting(POINTS, Items(Integers(1), nonempty=True))
+    trajectory_heads: tuple[str, ...] = setting(HEADS, Items(Choice(HEADS), nonempty=True))
 
 
 @dataclass
@@ -217,6 +205,10 @@ class Trajectory:
     config_cls = TrajectoryConfig
     metrics = ("accuracy",)
     test_metrics = ("accuracy",)
+
+    def feature_times(self, cfg: TrajectoryConfig) -> tuple[float, ...]:
+        return tuple(sorted({t for k in cfg.trajectory_points for t in trajectory_times(k)}))
+
     notes = """
 For K in {1, 2, 3, 6, 11, 21}, the codes at K times evenly spaced on [0, 1]
 (t = 0 and 1 included; K = 1 is t = 0.5), standardised with train statistics

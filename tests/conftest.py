@@ -1,20 +1,18 @@
-"""Shared fixtures: a tiny, learnable image dataset and the smoke settings."""
+"""Shared fixtures: a tiny, learnable image dataset, the smoke settings, the results store's databases."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
 
-from benchmarks.data import DataSplits, ImageData
 from benchmarks.presets import preset_settings
-from methods.base import (
-    Budget,
-    DataSpec,
-    config_from_settings,
-    create_method,
-    get_method_class,
-    seed_everything,
-)
+from benchmarks.store import ResultsStore
+from core.data import DataSplits, ImageData
+from core.seeding import seed_everything
+from methods.base import Budget, DataSpec, config_from_settings, create_method, get_method_class
+from tests import postgres
 
 
 def make_images(n: int, n_classes: int = 3, size: int = 8, channels: int = 1, seed: int = 0) -> ImageData:
@@ -55,3 +53,46 @@ def preset_method(name: str, data: DataSplits, preset: str = "smoke", **override
 
 def smoke_method(name: str, data: DataSplits, **overrides):
     return preset_method(name, data, "smoke", **overrides)
+
+
+@pytest.fixture(autouse=True)
+def _no_results_db_from_the_environment(monkeypatch):
+    """A BENCHMARKS_RESULTS_DB set in the shell must not send the tests' runs to that database."""
+    monkeypatch.delenv("BENCHMARKS_RESULTS_DB", raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """One real PostgreSQL server for the session (tests/postgres.py); skips, saying why, where it cannot run."""
+    why = postgres.missing()
+    if why:
+        pytest.skip(why)
+    server = postgres.PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request) -> Callable[..., str | None]:
+    """Each store test once per database: ``store_url(name)`` is None for SQLite (the file under the test's
+    folder ``name``) and, for PostgreSQL, the URL of a fresh database, the same one for the same name."""
+    if request.param == "sqlite":
+        return lambda name="res": None
+    server = request.getfixturevalue("postgres_server")
+    urls: dict[str, str] = {}
+
+    def url(name: str = "res") -> str:
+        if name not in urls:
+            urls[name] = server.url()
+        return urls[name]
+
+    return url
+
+
+@pytest.fixture
+def open_store(tmp_path, store_url) -> Callable[..., ResultsStore]:
+    """``open_store(name)``: the store of folder ``tmp_path / name`` in this test's database."""
+    def open_(name: str = "res", read_only: bool = False) -> ResultsStore:
+        return ResultsStore(tmp_path / name, read_only=read_only, url=store_url(name))
+
+    return open_

@@ -5,6 +5,7 @@ The simple cases (unknown names, malformed ``--set``, bad seeds, t out of range.
 test_cli.py's BAD_INPUT; these need files laid out on disk or a failure partway through a run.
 """
 
+import dataclasses
 import errno
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from PIL import Image
 from benchmarks import cache
 from benchmarks.__main__ import main
 from benchmarks.store import ResultsStore
+from core.validation import constraint_of
+from datasets.folder import IMAGE_EXTENSIONS
+from methods.base import available_methods, get_method_class
+from methods.training import Budget, TrainOptions
+from protocols.base import available_protocols, create_protocol
 
 
 def _args(tmp_path: Path, *extra: str) -> list[str]:
@@ -67,7 +73,7 @@ def test_folder_dataset_with_an_empty_class_folder(tmp_path, capsys):
     folder = _image_folder(tmp_path / "set", {"train": {"a": [8] * 3}, "test": {"a": [8], "b": [8]}})
     (folder / "train" / "b").mkdir()
     err = _usage_error(_args(tmp_path, "--dataset", f"folder:{folder}", "--dry-run"), capsys)
-    assert f"no images in {folder / 'train' / 'b'} (extensions .png, .jpg" in err
+    assert f"no images in {folder / 'train' / 'b'} (extensions {', '.join(IMAGE_EXTENSIONS)})" in err
 
 
 def test_folder_dataset_without_a_test_split(tmp_path, capsys):
@@ -148,3 +154,91 @@ def test_a_folder_that_becomes_unwritable_midway_keeps_the_stored_runs(tmp_path,
     assert "Permission denied" in last and "the runs stored before this are kept" in last
     frame = ResultsStore(tmp_path / "results").frame()
     assert set(frame.seed) == {0} and len(frame) > 0
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_a_thread_count_that_is_not_positive(tmp_path, capsys, value):
+    err = _usage_error(_args(tmp_path, "--threads", value), capsys)
+    assert f"'{value}' is not a positive number of threads" in err
+
+
+# -- declared settings, fuzzed ------------------------------------------------------------------
+# Every config of every registered method and protocol, the budget and the training options declare
+# their fields' constraints (core.validation); each constraint names values it refuses. Every such
+# value of every declared field must be refused in one line naming the field. A new setting is
+# fuzzed by being declared.
+
+def _config_owners() -> dict[type, tuple[str, str]]:
+    """Each config class -> a (method, protocol) whose run reads it."""
+    owners: dict[type, tuple[str, str]] = {Budget: ("none", "probe"), TrainOptions: ("none", "probe")}
+    for m in available_methods():
+        owners.setdefault(get_method_class(m).config_cls, (m, "probe"))
+    for p in available_protocols():
+        owners.setdefault(create_protocol(p).config_cls, ("none", p))
+    return owners
+
+
+CONFIG_OWNERS = _config_owners()
+FUZZ_CASES = [(cls, f.name, bad) for cls in CONFIG_OWNERS for f in dataclasses.fields(cls)
+              if (check := constraint_of(f)) is not None for bad in check.bad_values()]
+
+
+def _cli_value(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _cli_sample() -> list[tuple[type, str, object]]:
+    """The CLI path for a sample (the config path, below, for all): the first bad value of the first
+    field each config declares in its own body, and every bad value of the first field of each kind
+    of constraint."""
+    sample, first_of_kind, classes_seen = [], {}, set()
+    for cls, name, bad in FUZZ_CASES:
+        check = constraint_of({f.name: f for f in dataclasses.fields(cls)}[name])
+        item = getattr(check, "item", check)
+        kind = (type(check), type(item), getattr(item, "integer", None), getattr(check, "nonempty", None))
+        first_of_kind.setdefault(kind, (cls, name))
+        own = name in vars(cls).get("__annotations__", {})
+        if first_of_kind[kind] == (cls, name) or (own and cls not in classes_seen):
+            sample.append((cls, name, bad))
+            classes_seen.add(cls) if own else None
+    return sample
+
+
+CLI_SAMPLE = _cli_sample()
+
+
+@pytest.mark.parametrize("cls,name,bad", CLI_SAMPLE, ids=[f"{n}={_cli_value(b)}" for _, n, b in CLI_SAMPLE])
+def test_a_declared_bad_value_is_one_line_and_exit_2(tmp_path, capsys, cls, name, bad):
+    method, protocol = CONFIG_OWNERS[cls]
+    args = _args(tmp_path, "--set", f"{name}={_cli_value(bad)}", "--dry-run")
+    args[args.index("drl")], args[args.index("probe")] = method, protocol
+    err = _usage_error(args, capsys)
+    assert f"error: {name}=" in err and " is not allowed; valid: " in err, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_every_config_declares_checks_and_the_fuzz_covers_them():
+    declared = {cls: [f.name for f in dataclasses.fields(cls) if constraint_of(f)] for cls in CONFIG_OWNERS}
+    assert all(declared.values()), {cls.__name__ for cls, names in declared.items() if not names}
+    assert {name for _, name, _ in FUZZ_CASES} == {n for names in declared.values() for n in names}
+
+
+@pytest.mark.parametrize("cls", list(CONFIG_OWNERS), ids=lambda c: c.__name__)
+def test_a_redeclared_field_keeps_its_check(cls):
+    """A subclass that gives a field a new default must declare its check again (``setting``)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for base in cls.__mro__[1:]:
+        if dataclasses.is_dataclass(base):
+            for f in dataclasses.fields(base):
+                if constraint_of(f) is not None:
+                    assert constraint_of(fields[f.name]) is not None, f"{cls.__name__}.{f.name} lost its check"
+
+
+def test_every_declared_bad_value_is_refused_by_its_config():
+    for cls, name, bad in FUZZ_CASES:
+        with pytest.raises(ValueError) as err:
+            cls(**{name: bad})
+        message = str(err.value)
+        assert message.startswith(f"{name}=") and " is not allowed; valid: " in message, (cls, message)
+        assert "\n" not in message
+    assert len(FUZZ_CASES) > 150, len(FUZZ_CASES)

@@ -10,14 +10,8 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.cache import (
-    CheckpointStore,
-    CorruptCacheError,
-    FeatureCache,
-    load_verified,
-    quarantine,
-    save_verified,
-)
+from benchmarks.cache import CheckpointStore, FeatureCache
+from core.files import CorruptCacheError, load_verified, quarantine, save_verified
 from methods.base import Method
 from tests.conftest import smoke_method
 

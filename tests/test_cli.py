@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.__main__ import main
 from benchmarks.store import ResultsStore
-from methods.base import Method
+from datasets import available_datasets, dataset_module
+from methods.base import METHODS, Method, available_methods, get_method_class
+from protocols.base import PROTOCOLS, available_protocols
 
 
 def _run_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -72,36 +75,61 @@ def test_leaderboard_command_is_deterministic(smoke_run, tmp_path):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
 
 
-def test_list(capsys):
+def test_list_names_every_registered_component_and_the_module_that_defines_it(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "methods: " in out and "drl" in out and "vdrl" in out
-    assert "protocols: attention, lowlabel, mi, probe, semisup, silhouette, svm, trajectory" in out and "presets: smoke, quick, paper" in out
-    assert "datasets: cifar10, cifar100, digits, folder:PATH, miniimagenet, mnist" in out
+    listed: dict[str, dict[str, str]] = {}
+    kind = ""
+    for line in out.splitlines():
+        if line.startswith("  "):
+            name, module = line.split()
+            listed[kind][name] = module
+        else:
+            kind = line.partition(":")[0]
+            listed[kind] = {}
+    assert "presets: smoke, quick, paper" in out
+    assert listed["methods"] == {n: METHODS.module_of(n) for n in available_methods()}
+    assert listed["protocols"] == {n: PROTOCOLS.module_of(n) for n in available_protocols()}
+    assert listed["datasets"] == {n: dataset_module(n) for n in available_datasets()}
+    for name, module in listed["methods"].items():
+        assert get_method_class(name).__module__ == module
+    for name, module in listed["protocols"].items():
+        assert PROTOCOLS.get(name).__module__ == module
+    assert listed["methods"]["drl"] == "methods.drl" and listed["protocols"]["probe"] == "protocols.probe"
+    assert listed["datasets"]["folder:PATH"] == "datasets.folder"
+    assert main(["list", "protocols"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "protocols:"
+
+
+PROTOCOL_NAMES = ", ".join(available_protocols())  # what the registry found, not a hand-kept list
 
 
 BAD_INPUT = [
     (["--method", "drll"], "unknown method 'drll'; valid: "),
-    (["--protocol", "prob"], "unknown protocol 'prob'; valid: attention, lowlabel, mi, probe, semisup, silhouette, svm, trajectory"),
+    (["--protocol", "prob"], f"unknown protocol 'prob'; valid: {PROTOCOL_NAMES}"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; valid: "),
     (["--preset", "fast"], "unknown preset 'fast'; valid: smoke, quick, paper"),
     (["--seeds", "0,a"], "not a comma-separated list of integers"),
     (["--set", "latent_dim"], "malformed --set 'latent_dim'; expected key=value"),
     (["--set", "latentdim=2"], "unknown setting 'latentdim'"),
     (["--set", "latent_dim=two"], "--set latent_dim='two': expected int"),
-    (["--set", "t_values=0,1.5"], "t_values must lie in [0, 1]"),
-    (["--set", "heads=svm"], "unknown probe head"),
+    (["--set", "t_values=0,1.5"], "t_values=0.0,1.5 is not allowed; valid: non-empty lists of finite numbers in [0, 1]"),
+    (["--set", "heads=svm"], "heads=svm is not allowed; valid: non-empty lists drawn from linear, mlp, linear-sgd"),
     (["--device", "tpu"], "invalid choice: 'tpu'"),
     (["--protocol", "semisup", "--set", "init=ae"], "--set init=ae: the semisup initialisation is the method"),
     (["--protocol", "semisup", "--set", "semisup_labels=7"], "cannot draw a balanced set of 7 labels"),
-    (["--protocol", "semisup", "--set", "t_init=1.0"], "t_init must lie in (0, 1)"),
+    (["--protocol", "semisup", "--set", "t_init=1.0"], "t_init=1.0 is not allowed; valid: finite numbers in (0, 1)"),
     (["--protocol", "lowlabel", "--set", "label_counts=5000"], "cannot draw 5000 labelled images"),
     (["--dataset", "mnist", "--data-root", "/nonexistent"], "/nonexistent"),
-    (["--set", "sigma_max=0.001"], "sigma_max must be a finite number > sigma_min (0.01); got 0.001"),
-    (["--set", "beta_min=-1"], "beta_min must be a finite number >= 0; got -1.0"),
+    (["--set", "sigma_max=0.001"], "sigma_max=0.001 is not allowed; valid: finite numbers > sigma_min (0.01)"),
+    (["--set", "beta_min=-1"], "beta_min=-1.0 is not allowed; valid: finite numbers >= 0"),
     (["--set", "score_z_map=maybe"], "--set score_z_map='maybe': expected a boolean"),
-    (["--set", "probe_Cs=0,1"], "probe_Cs must be positive"),
-    (["--set", "probe_patience=0"], "probe_patience must be >= 1; got 0"),
+    (["--set", "probe_Cs=0,1"], "probe_Cs=0.0,1.0 is not allowed; valid: non-empty lists of finite numbers > 0"),
+    (["--set", "probe_patience=0"], "probe_patience=0 is not allowed; valid: integers >= 1"),
+    (["--results-db", "mysql://me@db/results"],
+     "--results-db mysql://me@db/results: unknown scheme 'mysql'; valid: postgresql://USER[:PASSWORD]@HOST[:PORT]/"),
+    (["--results-db", "postgresql://me:secret@/results?host=/nonexistent&port=1"],
+     "cannot open results store postgresql://me:***@/results"),
 ]
 
 
@@ -183,3 +211,13 @@ def test_reproduction_command_drops_only_output_and_display_options():
             "--set", "latent_dim=2", "--data-root", "data"]
     assert reproduction_command(argv) == ("python -m benchmarks run --method drl --set latent_dim=2 "
                                           "--data-root data")
+
+
+def test_threads_sets_this_processes_intra_op_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        assert main(["run", "--method", "drl", "--protocol", "probe", "--preset", "smoke", "--threads", "1",
+                     "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

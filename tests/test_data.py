@@ -1,28 +1,26 @@
-"""Tests of benchmarks.data: every loader on small files written here in the real formats."""
+"""Tests of the datasets package: every loader on small files written here in the real formats, and a
+contract every registered (discovered) dataset keeps."""
 
 from __future__ import annotations
 
 import os
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from benchmarks import data as bd
-from benchmarks.data import (
-    CIFAR10_CLASSES,
-    DatasetError,
-    DataSplits,
-    ImageData,
-    available_datasets,
-    load_dataset,
-    stratified_split,
-)
+import datasets
+from core.data import DatasetError, DataSplits, ImageData, stratified_split
+from datasets import DATASETS, available_datasets, dataset_module, load_dataset, register_dataset
+from datasets import folder as folder_reader
+from datasets.cifar import CIFAR10_CLASSES
 
-VALID = "cifar10, cifar100, digits, folder:PATH, miniimagenet, mnist"
+REGISTERED = available_datasets()  # what discovery found: the contract tests below run for each
+VALID = ", ".join(REGISTERED)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +36,13 @@ def _rng(seed: int = 0) -> np.random.Generator:
 
 
 def test_available_datasets() -> None:
-    assert available_datasets() == ["cifar10", "cifar100", "digits", "folder:PATH", "miniimagenet", "mnist"]
-    assert set(bd.DATASETS) == {"cifar10", "cifar100", "digits", "folder", "miniimagenet", "mnist"}
+    assert REGISTERED == sorted(REGISTERED) and len(set(REGISTERED)) == len(REGISTERED)
+    assert {name.partition(":")[0] for name in REGISTERED} == set(DATASETS.names())
+    for name in REGISTERED:  # parametric ones, and only they, are listed as name:PATH
+        assert name.endswith(":PATH") == DATASETS.get(name.partition(":")[0]).takes_path
 
 
-@pytest.mark.parametrize("name", ["imagenet", "mnist:foo", ""])
+@pytest.mark.parametrize("name", ["imagenet", "digits:foo", ""])
 def test_unknown_name(name: str) -> None:
     with pytest.raises(DatasetError) as info:
         load_dataset(name)
@@ -56,8 +56,67 @@ def test_folder_needs_a_path() -> None:
 
 
 def test_register_twice_is_an_error() -> None:
-    with pytest.raises(ValueError, match="already registered"):
-        bd.register_dataset("digits")(lambda root, download: None)
+    with pytest.raises(ValueError, match="dataset 'digits' is already registered \\(by datasets.digits\\)"):
+        register_dataset("digits")(lambda root, download: None)
+    assert DATASETS.module_of("digits") == "datasets.digits"
+
+
+# --------------------------------------------------------------------------- the contract of every dataset
+
+
+def _check_splits(d: DataSplits) -> None:
+    """What every loaded dataset holds, whatever its source."""
+    shape = d.image_shape
+    for split in ("train", "val", "test"):
+        part = d.split(split)
+        assert part.images.dtype == torch.uint8 and part.images.is_contiguous() and len(part) > 0
+        assert part.labels.dtype == torch.int64 and tuple(part.images.shape[1:]) == shape
+        assert 0 <= int(part.labels.min()) and int(part.labels.max()) < d.num_classes
+    assert len(d.classes) == d.num_classes and len(d.mean) == len(d.std) == shape[0]
+    assert set(d.val.labels.tolist()) <= set(d.train.labels.tolist())
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_contract_defined_in_its_own_module_and_documented(name: str) -> None:
+    module = dataset_module(name)
+    assert module.startswith("datasets.") and module != "datasets.base", module
+    key = name.partition(":")[0]
+    assert f"``{key}" in datasets.__doc__, f"{name} is not described in the datasets package docstring"
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_contract_without_files_loads_or_says_where_it_looked(name: str, tmp_path) -> None:
+    """Pointed at an empty folder without --download: its splits (an embedded set), or one line that
+    names the dataset and the folder it looked in. Never another exception, never a download."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    key, _, _ = name.partition(":")
+    try:
+        d = load_dataset(name.replace(":PATH", f":{empty}"), root=empty)
+    except DatasetError as err:
+        msg = str(err)
+        assert "\n" not in msg and msg.startswith(key) and str(empty) in msg, msg
+        assert list(empty.iterdir()) == []  # nothing written, nothing downloaded
+    else:
+        _check_splits(d)
+        assert d.name == name and d.fingerprint() == load_dataset(name, root=empty).fingerprint()
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_contract_names_are_case_and_space_insensitive_and_take_a_path_only_if_declared(name: str,
+                                                                                       tmp_path) -> None:
+    key = name.partition(":")[0]
+    if DATASETS.get(key).takes_path:
+        with pytest.raises(DatasetError, match="needs a folder"):
+            load_dataset(f" {key.upper()} ")
+    else:
+        with pytest.raises(DatasetError, match=f"unknown dataset '{key}:x'"):
+            load_dataset(f"{key}:x")
+        spelled = f" {key.upper()} "
+        try:
+            load_dataset(spelled, root=tmp_path)
+        except DatasetError as err:
+            assert "unknown dataset" not in str(err)
 
 
 def test_image_data_validation_and_subset() -> None:
@@ -372,6 +431,31 @@ def test_folder_rgb_formats(tmp_path) -> None:
         assert any(np.array_equal(img, written[key]) for img in everything), key
 
 
+def test_folder_reads_every_format_torchvisions_image_folder_reads(tmp_path) -> None:
+    from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    root = tmp_path / "formats"
+    rng = _rng(6)
+    written = {}
+    for i, ext in enumerate(IMG_EXTENSIONS):
+        for split in ("train", "test"):
+            arr = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+            path = root / split / ("a" if i % 2 else "b") / f"{i}{ext.upper() if i % 3 == 0 else ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr).save(path, **({"lossless": True} if ext == ".webp" else {"quality": 100}
+                                               if ext in (".jpg", ".jpeg") else {}))
+            written[(split, path.name)] = np.array(Image.open(path).convert("RGB"))  # what the file holds
+    d = load_dataset(f"folder:{root}", val_fraction=0.5)
+    theirs = ImageFolder(str(root / "test"))
+    assert len(d.test) == len(theirs) == len(IMG_EXTENSIONS), "every extension ImageFolder accepts, any case"
+    for ours, (path, _) in zip(d.test.images, theirs.samples, strict=True):
+        expected = written[("test", Path(path).name)].astype(int)
+        lossy = Path(path).suffix.lower() in (".jpg", ".jpeg")  # two JPEG decoders may differ by a grey level
+        assert np.abs(ours.permute(1, 2, 0).numpy().astype(int) - expected).max() <= (2 if lossy else 0), path
+    assert d.test.labels.tolist() == [label for _, label in theirs.samples]
+
+
 def test_folder_mixed_gray_and_rgb_becomes_rgb(tmp_path) -> None:
     root = tmp_path / "mix"
     gray = np.arange(20, dtype=np.uint8).reshape(4, 5)
@@ -429,7 +513,7 @@ def test_pil_fallback_gives_the_same_pixels(tmp_path, monkeypatch) -> None:
     fast = load_dataset(f"folder:{root}", val_fraction=0.5)
     for f in root.glob(".benchmarks-cache-*"):
         f.unlink()
-    monkeypatch.setattr(bd, "_torchvision_decoder", lambda: None)
+    monkeypatch.setattr(folder_reader, "_torchvision_decoder", lambda: None)
     slow = load_dataset(f"folder:{root}", val_fraction=0.5)
     assert torch.equal(fast.train.images, slow.train.images)
     assert torch.equal(fast.test.images, slow.test.images)
@@ -448,7 +532,7 @@ def test_folder_cache_is_reused_and_invalidated(tmp_path, monkeypatch) -> None:
         raise AssertionError("decoded although cached")
 
     with monkeypatch.context() as m:
-        m.setattr(bd, "_decode_image", fail)
+        m.setattr(folder_reader, "_decode_image", fail)
         m.setattr(Image, "open", fail)
         second = load_dataset(f"folder:{root}", val_fraction=0.5)
     assert torch.equal(first.train.images, second.train.images)

@@ -29,6 +29,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
             torch.testing.assert_close(two["state"][part][name], tensor, rtol=1e-5, atol=2e-5,
                                        msg=f"{part}.{name}")
     torch.testing.assert_close(two["losses"], one["losses"], rtol=1e-5, atol=1e-7)  # all-reduced means
+    assert (one["ddp"], two["ddp"]) == (0, 1), "two processes average gradients through DistributedDataParallel"
 
 
 def test_the_command_line_under_torchrun_stores_each_run_once_from_rank_0(tmp_path):

@@ -13,8 +13,9 @@ import pytest
 
 from benchmarks import runner
 from benchmarks.__main__ import main
-from benchmarks.data import load_dataset
-from methods.base import Method
+from datasets import load_dataset
+from methods.base import Method, available_methods
+from protocols.base import available_protocols
 from protocols.probe import Probe
 
 
@@ -83,9 +84,9 @@ def test_dry_run_shares_the_real_runs_checks(tmp_path, capsys):
 # -- fuzzing the argument parsing and validation ------------------------------------------------
 
 # (valid tokens, invalid tokens) for each option; a setting is valid only for the protocols that take it.
-METHODS = (["drl", "none", "ae", "vdrl", "simclr", "drl,none"], ["drl,drl", "drll", "DRL", "", ",", "drl,"])
-PROTOCOLS = (["probe", "svm", "lowlabel", "mi", "silhouette", "trajectory", "attention", "semisup", "probe,svm"],
-             ["prob", "", "probe,probe"])
+# Every registered method and protocol (what discovery found), and a pair of each.
+METHODS = ([*available_methods(), "drl,none"], ["drl,drl", "drll", "DRL", "", ",", "drl,"])
+PROTOCOLS = ([*available_protocols(), "probe,svm"], ["prob", "", "probe,probe"])
 PRESETS = (["smoke", "quick", "paper"], ["fast", ""])
 SEEDS = (["0", "0,1", "3", " 1"], ["a,1", "-1", "", "1.5", "0,0", "0,,1", "1e3"])
 SETTINGS = (["latent_dim=2", "t_values=0,0.5", "heads=linear", "svm_labels=20", "label_counts=50", "t_init=0.3",

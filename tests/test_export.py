@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.cache import load_verified
 from benchmarks.store import ResultsStore
+from core.files import load_verified
 
 
 @pytest.fixture(scope="module")

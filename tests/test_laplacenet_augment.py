@@ -308,7 +308,7 @@ def test_semisup_builds_the_chosen_backend_and_trains_with_it(toy_data):
 
 
 def test_unknown_backend_is_one_line_and_exit_2(tmp_path, capsys):
-    with pytest.raises(ValueError, match="unknown semisup_augment_backend 'gpu'; valid: torchvision, batched"):
+    with pytest.raises(ValueError, match="semisup_augment_backend=gpu is not allowed; valid: torchvision, batched"):
         SemisupConfig(semisup_augment_backend="gpu")
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--method", "ae", "--protocol", "semisup", "--preset", "smoke", "--no-progress",
@@ -316,4 +316,4 @@ def test_unknown_backend_is_one_line_and_exit_2(tmp_path, capsys):
               "--leaderboards", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
-    assert "unknown semisup_augment_backend 'gpu'; valid: torchvision, batched" in err
+    assert "semisup_augment_backend=gpu is not allowed; valid: torchvision, batched" in err

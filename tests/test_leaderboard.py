@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.leaderboard import format_summary, generate, safe_name
 from benchmarks.store import ResultsStore, RunInfo
-from protocols.base import Record
+from core.records import Record
 
 ACC = {  # (method, seed) -> accuracy at t = 0.0, 0.1
     ("drl", 0): (0.90, 0.80),
@@ -71,6 +71,7 @@ def test_deterministic_bytes(tmp_path):
         assert filecmp.cmp(tmp_path / "a" / rel, tmp_path / "b" / rel, shallow=False), rel
     assert {str(p) for p in _files(tmp_path / "a")} == {
         "README.md",
+        "claims.md",
         "digits/probe.md",
         "digits/probe.csv",
         "digits/probe_accuracy_vs_t.png",
@@ -205,7 +206,7 @@ def test_empty_frame(tmp_path):
     out = tmp_path / "lb"
     generate(_frame(tmp_path), out)
     generate(ResultsStore(tmp_path / "empty").frame(), out)
-    assert [str(f) for f in _files(out)] == ["README.md", "index.html"]
+    assert [str(f) for f in _files(out)] == ["README.md", "claims.md", "index.html"]
 
 
 def test_format_summary(tmp_path):
@@ -282,22 +283,23 @@ def test_index_ranks_methods_per_protocol(tmp_path):
     generate(_frame(tmp_path), tmp_path / "lb")
     index = (tmp_path / "lb" / "README.md").read_text()
     # probe: drl has the higher mean in all three accuracy cells (linear t=0, t=0.1; mlp t=0).
-    assert "| method | probe | svm |" in index
-    assert "| drl | 1.00 (1) |  |" in index and "| ae | 2.00 (1) |  |" in index
-    assert "| drl [latent_dim=2] |  | 1.00 (1) |" in index
+    main, variants = index.split("Variants (overridden settings):")
+    assert "| method | probe |" in main and "| drl | 1.00 (1) |" in main and "| ae | 2.00 (1) |" in main
+    assert "latent_dim" not in main, "variants are ranked apart from the main entries"
+    assert "| method | probe | svm |" in variants and "| drl [latent_dim=2] |  | 1.00 (1) |" in variants
 
 
 def test_html_leaderboard_is_one_file_with_every_page_sortable_tables_and_plots(tmp_path):
     generate(_frame(tmp_path), tmp_path / "lb")
     page = (tmp_path / "lb" / "index.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script>" in page
-    for anchor in ("digits-probe", "digits-svm"):
+    for anchor in ("claims", "digits-probe", "digits-svm"):
         assert f'<section id="{anchor}">' in page and f'href="#{anchor}"' in page  # index -> section
-    pages = [tmp_path / "lb" / "README.md", *(tmp_path / "lb" / "digits").glob("*.md")]
+    pages = [tmp_path / "lb" / "README.md", tmp_path / "lb" / "claims.md", *(tmp_path / "lb" / "digits").glob("*.md")]
     tables = sum(p.read_text().count("\n|---") for p in pages)
     assert page.count('<table class="sortable">') == tables  # every markdown table, sortable
     assert '<img src="digits/probe_accuracy_vs_t.png"' in page
-    assert '<b>93.00</b>' in page  # bold best mean survives
+    assert '<strong>93.00</strong>' in page  # bold best mean survives
 
 
 def test_every_entry_links_its_full_config_and_commit(tmp_path):
@@ -310,19 +312,20 @@ def test_every_entry_links_its_full_config_and_commit(tmp_path):
     assert "git show abc123" in commit_page and "| digits | probe | drl | tiny | 0,1,2 |" in commit_page
 
 
-def test_markdown_subset_to_html():
-    from benchmarks.html import markdown_to_html
+def test_markdown_to_html_rewrites_links_images_and_headings():
+    from benchmarks.leaderboard.html import markdown_to_html
 
     out = markdown_to_html("# T\n\npara with `x<y` and **b**\nnext line\n\n| a | b |\n|---|---|\n| 1 | [z](f.md) |\n"
-                           "\n![cap](p.png)\n\n- item\n\n```sh\nrun > x\n```", link=lambda t: "L:" + t)
-    assert "<h1>T</h1>" in out and "<p>para with <code>x&lt;y</code> and <b>b</b> next line</p>" in out
-    assert '<td><a href="L:f.md">z</a></td>' in out and '<img src="p.png" alt="cap">' in out
-    assert "<ul><li>item</li></ul>" in out and "<pre><code>run &gt; x</code></pre>" in out
+                           "\n![cap](p.png)\n\n- item\n\n```sh\nrun > x\n```", link=lambda t: "L:" + t,
+                           image=lambda s: "I:" + s, heading_offset=1)
+    assert "<h2>T</h2>" in out and "<code>x&lt;y</code> and <strong>b</strong>" in out
+    assert '<td><a href="L:f.md">z</a></td>' in out and '<img src="I:p.png" alt="cap" />' in out
+    assert '<table class="sortable">' in out and "<li>item</li>" in out and "run &gt; x" in out
 
 
 def _count_drawings(monkeypatch) -> list[str]:
     """Record every figure drawn (by file name), drawing it as usual."""
-    from benchmarks import plots
+    from benchmarks.leaderboard import plots
 
     drawn = []
 
@@ -394,3 +397,22 @@ def test_cells_with_a_selection_at_an_edge_are_marked_and_counted(tmp_path):
     acc = csv[csv.metric == "accuracy"].sort_values("t")
     assert acc["at_edge"].tolist() == [1, 0] and acc["edge_n"].tolist() == [2, 2]
     assert csv[csv.metric == "best_t"]["edge_n"].tolist() == [0]
+
+
+def test_a_page_opens_with_its_answer_ranked_main_entries_apart_from_variants(tmp_path):
+    store = ResultsStore(tmp_path / "store")
+    for method, variant, acc in (("drl", "", 0.95), ("ae", "", 0.97), ("drl", "latent_dim=2", 0.80)):
+        for seed in (0, 1):
+            run = RunInfo(dataset="digits", method=method, protocol="probe", preset="quick", seed=seed,
+                          variant=variant, config={"budget": {"iterations": 1000, "batch_size": 128}},
+                          command=f"python -m benchmarks run --method {method} --protocol probe")
+            store.write(run, [Record("best_t_accuracy", acc + seed / 100, head="linear"),
+                              Record("accuracy", acc, t=0.0, head="linear")])
+    generate(store.frame(), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    answer = page[page.index("## Answer"):page.index("## Produced by")]
+    assert answer.index("![accuracy against t](probe_accuracy_vs_t.png)") < answer.index("| method |")
+    main, variants = answer.split("Variants (overridden settings):")
+    assert main.index("| ae | quick | 128,000 | 1.0 | 97.50") < main.index("| drl | quick | 128,000 | 2.0 | 95.50")
+    assert "drl [latent_dim=2]" in variants and "drl [latent_dim=2]" not in main
+    assert page.count("](probe_accuracy_vs_t.png)") == 1, "the main figure is shown once, in the answer"

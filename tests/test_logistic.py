@@ -128,8 +128,8 @@ def test_the_probe_agrees_with_scikit_learn_on_real_cached_codes(tmp_path: Path)
         checkpoint = rows["checkpoint"].iloc[0]
         folder = results / "features" / checkpoint
         ts = sorted(rows["t"].unique())
-        from benchmarks.cache import load_verified
-        from benchmarks.data import load_dataset
+        from core.files import load_verified
+        from datasets import load_dataset
 
         data = load_dataset("digits")
         raw = [torch.stack([load_verified(folder / f"{split}_t{t:.4f}.pt") for t in ts]) for split in ("train", "val", "test")]

@@ -126,7 +126,7 @@ def test_the_probe_reports_the_mean_over_head_seeds():
     for r in acc:
         draws = r.extra["head_seed_test_accuracy"]
         assert len(draws) == 3 and r.value == pytest.approx(sum(draws) / 3)
-    with pytest.raises(ValueError, match="probe_head_seeds must be >= 1; got 0"):
+    with pytest.raises(ValueError, match="probe_head_seeds=0 is not allowed; valid: integers >= 1"):
         ProbeConfig(probe_head_seeds=0)
 
 

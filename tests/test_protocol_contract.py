@@ -9,10 +9,11 @@ import dataclasses
 import pytest
 import torch
 
-from benchmarks.data import DataSplits
 from benchmarks.presets import preset_settings
+from core.data import DataSplits
+from core.records import Record
 from methods.base import config_from_settings
-from protocols.base import Encoded, Record, available_protocols, create_protocol
+from protocols.base import Encoded, available_protocols, create_protocol
 from tests.conftest import make_images, smoke_method
 
 PROTOCOLS = available_protocols()
@@ -112,6 +113,19 @@ def test_reads_each_split_through_the_feature_cache(name):
     _, _, features = _run(name, _splits())
     assert features.calls, "a protocol must read codes through Encoded.features"
     assert len(features.calls) == len(set(features.calls)), "asked the cache twice for the same codes"
+
+
+@pytest.mark.parametrize("name", PROTOCOLS)
+def test_reads_only_the_codes_it_declares(name):
+    """``feature_times`` is what the dry-run plan and the cache are told: it must be what ``run`` reads."""
+    if _fine_tunes(name):
+        pytest.skip(f"{name} trains a copy of the encoder on images: it has no cached codes to read")
+    protocol, _, features = _run(name, _splits())
+    cfg = config_from_settings(protocol.config_cls, preset_settings("smoke", _splits().image_shape))
+    declared = set(protocol.feature_times(cfg))
+    assert declared and all(0.0 <= t <= 1.0 for t in declared)
+    read = {t for _, ts in features.calls for t in ts}
+    assert read <= declared, f"{name} read codes at {sorted(read - declared)}, which feature_times does not declare"
 
 
 @pytest.mark.parametrize("name", PROTOCOLS)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import main
-from benchmarks.data import load_dataset
 from benchmarks.store import ResultsStore
+from datasets import load_dataset
 
 DATA_ROOT = Path(os.environ.get("BENCHMARKS_DATA_ROOT", "data"))
 pytestmark = [

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.cache import load_verified
+from core.files import load_verified
 from methods.training import TrainOptions
 from tests.conftest import smoke_method
 

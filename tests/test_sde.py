@@ -94,13 +94,13 @@ def test_the_constants_are_settings_of_every_method_that_draws_t():
 
 
 @pytest.mark.parametrize("setting,message", [
-    ({"sigma_min": 0.0}, "sigma_min must be a finite number > 0; got 0.0"),
-    ({"sigma_max": 0.005}, "sigma_max must be a finite number > sigma_min (0.01); got 0.005"),
-    ({"sigma_max": float("inf")}, "sigma_max must be a finite number"),
-    ({"beta_min": -1.0}, "beta_min must be a finite number >= 0; got -1.0"),
-    ({"beta_max": 0.1}, "beta_max must be a finite number > beta_min (0.1); got 0.1"),
-    ({"sde": "subvp"}, "unknown sde 'subvp'; valid: ve, vp"),
-    ({"t_sampling": "log"}, "unknown t_sampling 'log'; valid: uniform, sigma-uniform"),
+    ({"sigma_min": 0.0}, "sigma_min=0.0 is not allowed; valid: finite numbers > 0"),
+    ({"sigma_max": 0.005}, "sigma_max=0.005 is not allowed; valid: finite numbers > sigma_min (0.01)"),
+    ({"sigma_max": float("inf")}, "sigma_max=inf is not allowed; valid: finite numbers"),
+    ({"beta_min": -1.0}, "beta_min=-1.0 is not allowed; valid: finite numbers >= 0"),
+    ({"beta_max": 0.1}, "beta_max=0.1 is not allowed; valid: finite numbers > beta_min (0.1)"),
+    ({"sde": "subvp"}, "sde=subvp is not allowed; valid: ve, vp"),
+    ({"t_sampling": "log"}, "t_sampling=log is not allowed; valid: uniform, sigma-uniform"),
 ])
 def test_bad_constants_are_refused_in_one_line(setting, message):
     from methods.autoencoders import AutoencoderConfig

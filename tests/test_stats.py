@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchmarks.stats import (
+from benchmarks.leaderboard.stats import (
     average_ranks,
     better_than_next,
     confidence_interval,

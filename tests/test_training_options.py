@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main
-from benchmarks.cache import load_verified
 from benchmarks.plan import checkpoint_key
 from benchmarks.store import ResultsStore
+from core.files import load_verified
 from methods.base import Budget, MethodConfig
 from methods.training import TrainOptions
 from tests.conftest import smoke_method

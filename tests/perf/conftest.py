@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from benchmarks.data import DataSplits, load_dataset
+from core.data import DataSplits
+from datasets import load_dataset
 from methods.base import Method
 from protocols.base import DEFAULT_T_VALUES
 from tests.conftest import preset_method

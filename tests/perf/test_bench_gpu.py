@@ -9,7 +9,7 @@ memory and the hours the paper's 70k iterations would take at that speed
 import pytest
 import torch
 
-from benchmarks.data import load_dataset
+from datasets import load_dataset
 from tests.perf.conftest import THROUGHPUT_LINES
 from tests.perf.throughput import (
     OPTIONS,

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from benchmarks.presets import preset_settings
-from methods.base import config_from_settings, seed_everything
+from core.seeding import seed_everything
+from methods.base import config_from_settings
 from protocols.base import Encoded
 from protocols.semisup import (
     LaplaceNet,

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.data import DataSplits, ImageData
 from benchmarks.presets import preset_settings
+from core.data import DataSplits, ImageData
 from methods.training import History, TrainOptions
 from tests.conftest import preset_method
 
@@ -62,12 +62,30 @@ def measure(data: DataSplits, options: TrainOptions, device: str = "cuda", steps
     return history, budget.batch_size, PAPER_ITERATIONS * budget.batch_size / history.images_per_s / 3600
 
 
-def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str) -> str:
+REFERENCE_GFLOP_PER_STEP = 233.5  # the reference's NCSN++-small + WRN-28-2 step, batch 100, same counter
+
+
+def gflop_per_step(data: DataSplits) -> float:
+    """FLOPs of one training step (forward and backward) of DRL at the paper preset, torch's counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    method, budget = preset_method("drl", data, "paper")
+    batch = data.train.images[:budget.batch_size]
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = method.loss(method.prepare(batch))
+        loss.backward()
+    return counter.get_total_flops() / 1e9
+
+
+def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str,
+                    gflop: float | None = None) -> str:
     cuda = device == "cuda"
     where = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
     memory = f", peak {history.peak_memory_mb:.0f} MiB" if cuda else ""  # measured on CUDA only
+    flops = "" if gflop is None else (f", {gflop:.1f} GFLOP per step "
+                                      f"({gflop / REFERENCE_GFLOP_PER_STEP:.3f}x the reference's)")
     return (f"drl paper preset, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option}: "
-            f"{history.images_per_s:.0f} images/s{memory}, "
+            f"{history.images_per_s:.0f} images/s{memory}{flops}, "
             f"{PAPER_ITERATIONS} iterations = {hours:.1f} h on {where}")
 
 
@@ -99,8 +117,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--option", default="fp32", choices=list(OPTIONS))
     args = parser.parse_args()
-    history, batch, hours = measure(random_cifar_like(), OPTIONS[args.option], args.device, args.steps)
-    print(throughput_line(history, batch, hours, args.option, args.device))
+    data = random_cifar_like()
+    history, batch, hours = measure(data, OPTIONS[args.option], args.device, args.steps)
+    print(throughput_line(history, batch, hours, args.option, args.device, gflop_per_step(data)))
 
 
 if __name__ == "__main__":

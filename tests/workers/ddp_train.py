@@ -12,8 +12,10 @@ import sys
 import torch
 from torch import nn
 
-from methods.base import Budget, DataSpec, Method, MethodConfig, register_method, seed_everything
-from methods.training import init_distributed, is_main_process
+from core.distributed import init_distributed, is_main_process
+from core.seeding import seed_everything
+from methods import training
+from methods.base import Budget, DataSpec, Method, MethodConfig, register_method
 from tests.conftest import make_splits
 
 
@@ -36,7 +38,17 @@ class LinearAutoencoder(Method):
         return encoder(x)
 
 
+WRAPPED: list[int] = []  # how many times the loop wrapped its objective in DistributedDataParallel
+
+
+class _CountingDDP(training.DistributedDataParallel):
+    def __init__(self, *args, **kwargs):
+        WRAPPED.append(1)
+        super().__init__(*args, **kwargs)
+
+
 def main(out: str) -> None:
+    training.DistributedDataParallel = _CountingDDP
     init_distributed()
     data = make_splits(n_train=96)
     seed_everything(0)
@@ -44,7 +56,7 @@ def main(out: str) -> None:
     budget = Budget(iterations=30, batch_size=32, lr=1e-2, warmup=3, ema_decay=0.9)
     history = method.fit(data.train, budget, progress=False)
     if is_main_process():
-        torch.save({"state": method.state_dict(), "losses": history.losses}, out)
+        torch.save({"state": method.state_dict(), "losses": history.losses, "ddp": len(WRAPPED)}, out)
 
 
 if __name__ == "__main__":

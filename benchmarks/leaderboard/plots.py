@@ -1,8 +1,8 @@
 """The leaderboards' figures, drawn from aggregated rows (mean, std over seeds).
 
 Every figure is a pure function of its rows: matplotlib's default style (not
-the user's matplotlibrc), fixed sizes, colours and markers fixed by the sorted
-entry names, and no software tag in the PNG, so the same rows give the same
+the user's matplotlibrc), fixed sizes, one colour per method across every
+figure (``method_colour``; a method's variants share it, dashed or dotted), and no software tag in the PNG, so the same rows give the same
 bytes on every machine. Each PNG records a digest of what it was drawn from
 (``DIGEST_KEY``), so the leaderboards redraw only the figures whose data changed.
 """
@@ -10,6 +10,7 @@ bytes on every machine. Each PNG records a digest of what it was drawn from
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -73,9 +74,50 @@ def _line_labels(agg: pd.DataFrame, settings: Sequence[str]) -> pd.Series:
     return agg.apply(label, axis=1) if not agg.empty else pd.Series(dtype=str)
 
 
+# One colour per method across every figure of the suite: the papers' methods in a fixed order,
+# any other method a colour of the rest of the palette fixed by its name alone.
+METHOD_ORDER = ("drl", "vdrl", "drl-vp", "vdrl-vp", "ae", "vae", "dae", "cdae", "simclr", "simclr-gauss", "none")
+_PALETTE = [*matplotlib.colormaps["tab10"].colors, *matplotlib.colormaps["tab20"].colors[1::2]]
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def method_colour(method: str) -> tuple:
+    if method in METHOD_ORDER:
+        return _PALETTE[METHOD_ORDER.index(method)]
+    rest = _PALETTE[len(METHOD_ORDER):]
+    return rest[zlib.crc32(method.encode()) % len(rest)]
+
+
 def _styles(names: Sequence[str]) -> dict[str, tuple]:
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {n: (cmap(i % cmap.N), MARKERS[i % len(MARKERS)]) for i, n in enumerate(sorted(names))}
+    """Entry label -> (colour, marker) for figures without a method per label (one colour each)."""
+    return {n: (_PALETTE[i % len(_PALETTE)], MARKERS[i % len(MARKERS)]) for i, n in enumerate(sorted(names))}
+
+
+def _line_styles(agg: pd.DataFrame, labels: pd.Series) -> dict[str, tuple]:
+    """Label -> (colour, marker, linestyle): the method's colour; its variants dashed, dotted, ..."""
+    styles: dict[str, tuple] = {}
+    per_method = agg.assign(label=labels)[["method", "variant", "label"]].drop_duplicates()
+    for method, rows in per_method.groupby("method", sort=True):
+        variants = sorted(rows["variant"].unique(), key=lambda v: (v != "", v))  # the plain entry first
+        for rec in rows.to_dict(orient="records"):
+            i = variants.index(rec["variant"])
+            styles[rec["label"]] = (method_colour(method), MARKERS[i % len(MARKERS)], LINESTYLES[i % len(LINESTYLES)])
+    return styles
+
+
+def _fit_y(ax, ys: list[pd.Series], metric: str) -> None:
+    """Accuracies: the y axis from the lowest tenth of the points (less 2 points) up, so that a
+    collapse of one entry (DAE at large t) does not squeeze the rest into the top of a 0-100 axis;
+    what falls below is said on the axis."""
+    if not is_accuracy(metric) or not ys:
+        return
+    values = pd.concat(ys)
+    low = float(values.quantile(0.1)) - 2.0
+    high = float(values.max()) + 1.0
+    if values.min() < low:
+        ax.set_ylim(low, high)
+        ax.text(0.01, 0.01, f"values below {low:.0f} % off the axis (see the table)", transform=ax.transAxes,
+                fontsize="x-small", color="0.35", va="bottom")
 
 
 def _save(fig: Figure, path: Path, digest: str) -> None:
@@ -120,22 +162,25 @@ def _line_plot(agg: pd.DataFrame, x: str, metric: str, title: str, path: Path, x
     """``metric`` against column ``x``, one subplot per head, one line and a ±std band per entry."""
     heads = sorted(agg["head"].unique())
     labels = _line_labels(agg, settings)
-    style = _styles(labels.unique())
+    style = _line_styles(agg, labels)
     scale = _scale(metric)
     with matplotlib.style.context("default"):
         fig, axes = _panels(len(heads), legend=True)
         xs = sorted(agg[x].dropna().unique())
+        shown = []
         for ax, head in zip(axes, heads, strict=True):
             sel = agg["head"] == head
             for name in sorted(style):
                 line = agg[sel & (labels == name)].sort_values(x)
                 if line.empty:
                     continue
-                colour, marker = style[name]
+                colour, marker, linestyle = style[name]
                 xv = line[x].astype(float)
                 y, s = scale * line["mean"], scale * line["std"].fillna(0.0)
-                ax.plot(xv, y, marker=marker, color=colour, label=name, linewidth=1.5, markersize=4)
-                ax.fill_between(xv, y - s, y + s, color=colour, alpha=0.2, linewidth=0)
+                ax.plot(xv, y, marker=marker, color=colour, linestyle=linestyle, label=name, linewidth=1.5,
+                        markersize=4)
+                ax.fill_between(xv, y - s, y + s, color=colour, alpha=0.15, linewidth=0)
+                shown.append(y)
             ax.set_title(title + (f" — head: {head}" if head else ""), fontsize="medium")
             ax.set_xlabel(xlabel)
             if log_x:
@@ -145,6 +190,7 @@ def _line_plot(agg: pd.DataFrame, x: str, metric: str, title: str, path: Path, x
             if tick:
                 ax.set_xticks(*tick)
             ax.grid(True, alpha=0.3)
+        _fit_y(axes[0], shown, metric)  # the panels share y
         axes[0].set_ylabel(_ylabel(metric))
         _finish_with_legend(fig, axes)
         _save(fig, path, digest)
@@ -206,14 +252,13 @@ def plot_bars_over_t(agg: pd.DataFrame, metric: str, title: str, path: Path, dig
     agg = agg[agg["t"].notna()]
     labels = _line_labels(agg, [])
     names = sorted(labels.unique())
-    style = _styles(names)
     with matplotlib.style.context("default"):
         fig, axes = _panels(len(names), legend=False)
         for ax, name in zip(axes, names, strict=True):
             rows = agg[labels == name].sort_values("t")
             ts = rows["t"].astype(float).tolist()
             width = 0.8 * (min(np.diff(ts)) if len(ts) > 1 else 0.1)
-            ax.bar(ts, rows["mean"], width=width, yerr=rows["std"].fillna(0.0), color=style[name][0],
+            ax.bar(ts, rows["mean"], width=width, yerr=rows["std"].fillna(0.0), color=method_colour(rows["method"].iloc[0]),
                    capsize=2, error_kw={"linewidth": 0.8})
             ax.set_xticks(ts, [format_t(t) if i % 2 == 0 else "" for i, t in enumerate(ts)])
             ax.set_title(name, fontsize="medium")
@@ -223,3 +268,21 @@ def plot_bars_over_t(agg: pd.DataFrame, metric: str, title: str, path: Path, dig
         fig.suptitle(f"{title}: {metric} (mean ± std over seeds)", fontsize="medium")
         fig.tight_layout()
         _save(fig, path, digest)
+
+
+def _images_text(n: float) -> str:
+    n = int(n)
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if n >= size:
+            return f"{n / size:g}{unit}"
+    return str(n)
+
+
+def plot_metric_vs_budget(agg: pd.DataFrame, metric: str, title: str, path: Path, digest: str = "") -> None:
+    """A metric (best-t accuracy) against the pretraining budget in images seen, log x, one subplot per head."""
+    def ticks(ns: list) -> tuple[list, list[str]]:
+        return [int(n) for n in ns], [_images_text(n) for n in ns]
+
+    _line_plot(agg, "images_seen", metric, title, path, "images seen in pretraining (log scale)", ticks, [],
+               log_x=True, digest=digest)
+
