@@ -96,3 +96,15 @@ def open_store(tmp_path, store_url) -> Callable[..., ResultsStore]:
         return ResultsStore(tmp_path / name, read_only=read_only, url=store_url(name))
 
     return open_
+
+
+def usage_error(args: list[str], capsys) -> str:
+    """The one-line error of ``python -m benchmarks ARGS`` (exit status 2, no traceback)."""
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err

@@ -21,20 +21,12 @@ from datasets.folder import IMAGE_EXTENSIONS
 from methods.base import available_methods, get_method_class
 from methods.training import Budget, TrainOptions
 from protocols.base import available_protocols, create_protocol
+from tests.conftest import usage_error
 
 
 def _args(tmp_path: Path, *extra: str) -> list[str]:
     return ["run", "--method", "drl", "--protocol", "probe", "--preset", "smoke", "--no-progress",
             "--results", str(tmp_path / "results"), "--leaderboards", str(tmp_path / "boards"), *extra]
-
-
-def _usage_error(args: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 def _image_folder(root: Path, sizes: dict[str, dict[str, list[int]]]) -> Path:
@@ -54,7 +46,7 @@ def test_mnist_folder_with_only_the_train_files(tmp_path, capsys, dry_run):
     raw.mkdir(parents=True)
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
         (raw / name).write_bytes(b"")
-    err = _usage_error(_args(tmp_path, "--dataset", "mnist", "--data-root", str(tmp_path / "data"),
+    err = usage_error(_args(tmp_path, "--dataset", "mnist", "--data-root", str(tmp_path / "data"),
                              *(["--dry-run"] if dry_run else [])), capsys)
     assert f"mnist: incomplete files under {raw} (missing t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)" in err
     assert not (tmp_path / "results").exists()
@@ -65,26 +57,26 @@ def test_cifar_folder_missing_a_batch(tmp_path, capsys):
     base.mkdir(parents=True)
     for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "test_batch", "batches.meta"):
         (base / name).write_bytes(b"")
-    err = _usage_error(_args(tmp_path, "--dataset", "cifar10", "--data-root", str(tmp_path / "data")), capsys)
+    err = usage_error(_args(tmp_path, "--dataset", "cifar10", "--data-root", str(tmp_path / "data")), capsys)
     assert f"cifar10: incomplete files under {base} (missing data_batch_5)" in err
 
 
 def test_folder_dataset_with_an_empty_class_folder(tmp_path, capsys):
     folder = _image_folder(tmp_path / "set", {"train": {"a": [8] * 3}, "test": {"a": [8], "b": [8]}})
     (folder / "train" / "b").mkdir()
-    err = _usage_error(_args(tmp_path, "--dataset", f"folder:{folder}", "--dry-run"), capsys)
+    err = usage_error(_args(tmp_path, "--dataset", f"folder:{folder}", "--dry-run"), capsys)
     assert f"no images in {folder / 'train' / 'b'} (extensions {', '.join(IMAGE_EXTENSIONS)})" in err
 
 
 def test_folder_dataset_without_a_test_split(tmp_path, capsys):
     folder = _image_folder(tmp_path / "set", {"train": {"a": [8] * 3}})
-    err = _usage_error(_args(tmp_path, "--dataset", f"folder:{folder}", "--dry-run"), capsys)
+    err = usage_error(_args(tmp_path, "--dataset", f"folder:{folder}", "--dry-run"), capsys)
     assert f"no folder {folder / 'test'} (expected the layout {folder}/{{train,test}}/<class>/*" in err
 
 
 def test_folder_dataset_with_images_of_mixed_shapes(tmp_path, capsys):
     folder = _image_folder(tmp_path / "set", {"train": {"a": [8, 8], "b": [8, 9]}, "test": {"a": [8], "b": [8]}})
-    err = _usage_error(_args(tmp_path, "--dataset", f"folder:{folder}"), capsys)
+    err = usage_error(_args(tmp_path, "--dataset", f"folder:{folder}"), capsys)
     assert f"{folder / 'train' / 'b' / '1.png'} has shape (1, 9, 9) (C, H, W) but expected (C, 8, 8)" in err
     assert not (tmp_path / "results").exists()
 
@@ -98,7 +90,7 @@ def test_folder_dataset_with_images_of_mixed_shapes(tmp_path, capsys):
     ("attention", "trajectory_train_images=1070", "trajectory_train_images=1070: cannot draw 1070"),
 ])
 def test_label_counts_the_dataset_cannot_give(tmp_path, capsys, protocol, setting, message):
-    err = _usage_error(_args(tmp_path, "--protocol", protocol, "--set", setting), capsys)
+    err = usage_error(_args(tmp_path, "--protocol", protocol, "--set", setting), capsys)
     assert message in err
     assert not (tmp_path / "results" / "checkpoints").exists(), "validated before pretraining"
 
@@ -109,7 +101,7 @@ def test_label_counts_the_dataset_cannot_give(tmp_path, capsys, protocol, settin
     ("--protocol", "probe,probe", "protocol 'probe' is given twice"),
 ])
 def test_a_name_or_seed_given_twice(tmp_path, capsys, flag, value, message):
-    assert message in _usage_error(_args(tmp_path, flag, value), capsys)
+    assert message in usage_error(_args(tmp_path, flag, value), capsys)
 
 
 @pytest.mark.parametrize("flag,where", [
@@ -122,7 +114,7 @@ def test_unwritable_folders_are_found_before_pretraining(tmp_path, capsys, flag,
     results_with_file.mkdir()
     (results_with_file / "checkpoints").write_text("")
     folder = where.format(file=blocker, results_with_file=results_with_file)
-    err = _usage_error(_args(tmp_path, flag, folder), capsys)
+    err = usage_error(_args(tmp_path, flag, folder), capsys)
     assert f"{flag} {folder}: " in err and "is a file, not a folder; valid: a folder this user can write to" in err
     assert not (tmp_path / "results" / "checkpoints").exists()
 
@@ -158,7 +150,7 @@ def test_a_folder_that_becomes_unwritable_midway_keeps_the_stored_runs(tmp_path,
 
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
 def test_a_thread_count_that_is_not_positive(tmp_path, capsys, value):
-    err = _usage_error(_args(tmp_path, "--threads", value), capsys)
+    err = usage_error(_args(tmp_path, "--threads", value), capsys)
     assert f"'{value}' is not a positive number of threads" in err
 
 
@@ -212,7 +204,7 @@ def test_a_declared_bad_value_is_one_line_and_exit_2(tmp_path, capsys, cls, name
     method, protocol = CONFIG_OWNERS[cls]
     args = _args(tmp_path, "--set", f"{name}={_cli_value(bad)}", "--dry-run")
     args[args.index("drl")], args[args.index("probe")] = method, protocol
-    err = _usage_error(args, capsys)
+    err = usage_error(args, capsys)
     assert f"error: {name}=" in err and " is not allowed; valid: " in err, err
     assert not (tmp_path / "results").exists()
 

@@ -13,15 +13,7 @@ import pytest
 from benchmarks import sweep
 from benchmarks.__main__ import main
 from benchmarks.store import ResultsStore
-
-
-def _exit_2(args: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
+from tests.conftest import usage_error
 
 
 def _subcommand(name: str, tmp_path: Path) -> list[str]:
@@ -38,7 +30,7 @@ def _subcommand(name: str, tmp_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("command", ["run", "run --dry-run", "sweep", "leaderboard", "leaderboard --check", "results"])
 def test_a_bad_url_is_one_line_naming_it_and_the_valid_forms(tmp_path, capsys, command):
-    err = _exit_2([*_subcommand(command, tmp_path), "--results-db", "mysql://me@db/results"], capsys)
+    err = usage_error([*_subcommand(command, tmp_path), "--results-db", "mysql://me@db/results"], capsys)
     assert "--results-db mysql://me@db/results: unknown scheme 'mysql'; valid: postgresql://" in err
     assert "sqlite:///PATH" in err
     assert not (tmp_path / "r").exists() and not (tmp_path / "b").exists()
@@ -46,7 +38,7 @@ def test_a_bad_url_is_one_line_naming_it_and_the_valid_forms(tmp_path, capsys, c
 
 def test_the_environment_variable_is_the_fallback_and_named_when_bad(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("BENCHMARKS_RESULTS_DB", "oracle://me@db/results")
-    err = _exit_2(["results", "--results", str(tmp_path / "r")], capsys)
+    err = usage_error(["results", "--results", str(tmp_path / "r")], capsys)
     assert "BENCHMARKS_RESULTS_DB oracle://me@db/results: unknown scheme 'oracle'" in err
     assert main(["results", "--results", str(tmp_path / "r"), "--results-db", ""]) == 0  # the flag wins
 
@@ -60,7 +52,7 @@ def test_an_unreachable_server_is_one_line_with_the_password_hidden(tmp_path, ca
         out = capsys.readouterr().out
         assert "store postgresql://me:***@/results" in out and "store unreadable" in out and "secret" not in out
         return
-    err = _exit_2([*args, "--results-db", url], capsys)
+    err = usage_error([*args, "--results-db", url], capsys)
     assert "cannot open results store postgresql://me:***@/results" in err and "secret" not in err
 
 

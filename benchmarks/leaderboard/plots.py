@@ -88,11 +88,6 @@ def method_colour(method: str) -> tuple:
     return rest[zlib.crc32(method.encode()) % len(rest)]
 
 
-def _styles(names: Sequence[str]) -> dict[str, tuple]:
-    """Entry label -> (colour, marker) for figures without a method per label (one colour each)."""
-    return {n: (_PALETTE[i % len(_PALETTE)], MARKERS[i % len(MARKERS)]) for i, n in enumerate(sorted(names))}
-
-
 def _line_styles(agg: pd.DataFrame, labels: pd.Series) -> dict[str, tuple]:
     """Label -> (colour, marker, linestyle): the method's colour; its variants dashed, dotted, ..."""
     styles: dict[str, tuple] = {}

@@ -56,10 +56,6 @@ def _config_links(hashes: pd.Series) -> str:
     return ", ".join(links) or DASH
 
 
-def _unique_text(values: pd.Series) -> str:
-    return ", ".join(f"`{v}`" for v in sorted(set(values)) if v) or DASH
-
-
 def _fmt_mean(values: pd.Series, fmt: str) -> str:
     # RunInfo defaults these to 0.0, which means "not measured".
     m = values[values > 0].mean()
