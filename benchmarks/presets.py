@@ -67,9 +67,10 @@ def quick(image_shape: tuple[int, int, int]) -> dict[str, Any]:
         "iterations": 1000, "batch_size": 128 if tiny else 64, "lr": 2e-4,
         "warmup": warmup_for(1000), "grad_clip": 1.0, "ema_decay": 0.995,
         # The linear head is solved to convergence over an L2 grid; the MLP heads stop early on
-        # validation, with a learning rate grid whose ends are rarely chosen.
+        # validation, with a learning rate grid whose ends are rarely chosen. On MNIST 40 epochs
+        # left 7 of DRL's 11 best epochs in the last 6: the limit is 100, early stopping ends sooner.
         "t_values": DEFAULT_T_VALUES, "heads": ("linear", "mlp"), "probe_Cs": DEFAULT_CS,
-        "probe_lrs": (1e-3, 3e-3, 1e-2, 3e-2), "probe_epochs": 200 if tiny else 40, "probe_patience": 15 if tiny else 6,
+        "probe_lrs": (1e-3, 3e-3, 1e-2, 3e-2), "probe_epochs": 200 if tiny else 100, "probe_patience": 15 if tiny else 8,
         "probe_batch_size": 256,
         "probe_hidden": 512, "probe_dropout": 0.25, "probe_weight_decay": 1e-5,
         # Three learning rates, so a choice at an end of the grid means something; early stopping, so

@@ -55,7 +55,9 @@ def test_the_solution_is_scikit_learns_on_every_problem():
             theirs_w = torch.from_numpy(ref.coef_.T.copy())
             theirs_b = torch.from_numpy(ref.intercept_.copy())
             ours_obj = _objective(x[t], y, weights[i, t], biases[i, t], C)
-            assert ours_obj <= _objective(x[t], y, theirs_w, theirs_b, C) + 1e-10, "at least as low as sklearn's"
+            # At C = 100 the objective is nearly flat (penalty 3e-5), so a gradient of 1e-7 leaves a gap
+            # of about |grad|^2 / (2 penalty), a few 1e-10, to the optimum.
+            assert ours_obj <= _objective(x[t], y, theirs_w, theirs_b, C) + 1e-9, "at least as low as sklearn's"
             # The weights themselves: equal up to the objective's flatness at weak penalties.
             torch.testing.assert_close(weights[i, t], theirs_w, atol=1e-3, rtol=1e-2)
             probs = torch.softmax(x[t].double() @ weights[i, t] + biases[i, t], dim=1)
@@ -86,8 +88,8 @@ def test_batched_lbfgs_minimises_independent_quadratics_of_very_different_scales
     scales = torch.tensor([1e-3, 1.0, 1e3], dtype=torch.float64).view(-1, 1)
     target = torch.arange(6, dtype=torch.float64).view(3, 2)
 
-    def losses_and_grads(theta):
-        return (0.5 * scales * (theta - target) ** 2).sum(dim=1), scales * (theta - target)
+    def losses_and_grads(theta, rows):
+        return (0.5 * scales[rows] * (theta - target[rows]) ** 2).sum(dim=1), scales[rows] * (theta - target[rows])
 
     theta, grad_max, iterations = batched_lbfgs(losses_and_grads, torch.zeros(3, 2, dtype=torch.float64),
                                                 max_iter=200, tol=1e-10, history=5)
