@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from methods.base import Method, gaussian_sample_and_kl, register_method
-from methods.drl import DiffusionConfig, encoder_and_unet
+from methods.drl import DiffusionMethod
 from methods.nets.decoders import ConvDecoder
 from methods.sde import SDEConfig
 
@@ -124,15 +124,9 @@ class DAE(_Autoencoder):
 
 
 @register_method
-class CDAE(Method):
+class CDAE(DiffusionMethod):
     name = "cdae"
-    time_conditioned = True
-    config_cls = DiffusionConfig
-
-    def build(self) -> dict[str, nn.Module]:
-        self.sde = self.cfg.create_sde()
-        encoder, denoiser = encoder_and_unet(self)  # DRL's networks: only the target differs
-        return {"encoder": encoder, "denoiser": denoiser}
+    unet_name = "denoiser"  # DRL's networks: the U-Net predicts the clean image instead of the score
 
     def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = self.sde.sample_t(x0.shape[0], self.cfg.t_sampling, device=x0.device)

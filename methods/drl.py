@@ -41,26 +41,29 @@ class DRLConfig(DiffusionConfig):
     reg_weight: float = 1e-5           # L1 on z (DRL) or KL weight (VDRL)
 
 
-def encoder_and_unet(method: Method) -> tuple[nn.Module, ScoreUNet]:
-    """E(x0, t) of the clean image, and the U-Net that reads x_t conditioned on its code."""
-    cfg: DiffusionConfig = method.cfg
-    c, h, _ = method.spec.image_shape
-    encoder = method.build_encoder()
-    unet = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
-                     cfg.score_dropout, cfg.score_attn, image_size=h, z_map=cfg.score_z_map)
-    return encoder, unet
+class DiffusionMethod(Method):
+    """A method trained on x_t: the encoder E(x0, t) of the clean image and a U-Net that reads
+    x_t conditioned on its code, stored under ``unet_name``. Only the U-Net's target differs
+    between the methods built on it (DRL's score, CDAE's clean image)."""
+
+    time_conditioned = True
+    config_cls = DiffusionConfig
+    unet_name = "score"
+
+    def build(self) -> dict[str, nn.Module]:
+        cfg: DiffusionConfig = self.cfg
+        self.sde = cfg.create_sde()
+        c, h, _ = self.spec.image_shape
+        encoder = self.build_encoder()  # first: the order of construction fixes each network's initial weights
+        unet = ScoreUNet(c, cfg.latent_dim, cfg.score_width, cfg.score_mults, cfg.score_blocks,
+                         cfg.score_dropout, cfg.score_attn, image_size=h, z_map=cfg.score_z_map)
+        return {"encoder": encoder, self.unet_name: unet}
 
 
 @register_method
-class DRL(Method):
+class DRL(DiffusionMethod):
     name = "drl"
-    time_conditioned = True
     config_cls = DRLConfig
-
-    def build(self) -> dict[str, nn.Module]:
-        self.sde = self.cfg.create_sde()
-        encoder, score = encoder_and_unet(self)
-        return {"encoder": encoder, "score": score}
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

@@ -40,15 +40,15 @@ class ReadsTimeGrid:
     def feature_times(self, cfg: TimeGridConfig) -> tuple[float, ...]:
         return tuple(cfg.t_values)
 
+    @staticmethod
+    def times_to_encode(method: Any, t_values: Sequence[float]) -> list[float]:
+        """All of ``t_values``, or only the first for a static method (its codes are the same at every t)."""
+        return list(t_values) if method.time_conditioned else list(t_values)[:1]
 
-def times_to_encode(method: Any, t_values: Sequence[float]) -> list[float]:
-    """All of ``t_values``, or only the first for a static method (its codes are the same at every t)."""
-    return list(t_values) if method.time_conditioned else list(t_values)[:1]
-
-
-def reported_at(ts: Sequence[float], encoded_ts: Sequence[float]) -> list[tuple[float, int]]:
-    """Each reported t and the index of the encoded t its number comes from (a static method's one result)."""
-    return [(t, j if len(encoded_ts) == len(ts) else 0) for j, t in enumerate(ts)]
+    @staticmethod
+    def reported_at(ts: Sequence[float], encoded_ts: Sequence[float]) -> list[tuple[float, int]]:
+        """Each reported t and the index of the encoded t its number comes from (a static method's one result)."""
+        return [(t, j if len(encoded_ts) == len(ts) else 0) for j, t in enumerate(ts)]
 
 
 @dataclass

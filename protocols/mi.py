@@ -8,13 +8,7 @@ import torch
 
 from core.records import Record
 from core.validation import Integers, setting
-from protocols.base import (
-    Encoded,
-    ReadsTimeGrid,
-    TimeGridConfig,
-    register_protocol,
-    times_to_encode,
-)
+from protocols.base import Encoded, ReadsTimeGrid, TimeGridConfig, register_protocol
 from protocols.information import (
     DEFAULT_NEIGHBOURS,
     ksg_ceiling,
@@ -59,7 +53,7 @@ the same at every t: its `nmi` is 1 everywhere.
 
     def run(self, encoded: Encoded, cfg: MIConfig) -> list[Record]:
         ts = list(cfg.t_values)
-        read_ts = times_to_encode(encoded.method, ts)
+        read_ts = self.times_to_encode(encoded.method, ts)
         codes = encoded.features("test", read_ts)
         labels = encoded.data.test.labels
         n = min(cfg.mi_samples, codes.shape[1])

@@ -25,14 +25,7 @@ from torch import Tensor
 
 from core.records import Record
 from core.validation import Choice, Integers, Items, Positive, setting
-from protocols.base import (
-    Encoded,
-    ReadsTimeGrid,
-    TimeGridConfig,
-    register_protocol,
-    reported_at,
-    times_to_encode,
-)
+from protocols.base import Encoded, ReadsTimeGrid, TimeGridConfig, register_protocol
 from protocols.batched import HeadSelection, fit_select_score_seeds, standardise
 from protocols.logistic import DEFAULT_CS, LogisticSelection, fit_select_score_logistic
 
@@ -121,7 +114,7 @@ class ProbeInputs:
     def read(cls, encoded: Encoded, t_values: tuple[float, ...]) -> ProbeInputs:
         ts = list(t_values)
         # A static method's codes are the same at every t: one head per setting, reported at every t.
-        trained_ts = times_to_encode(encoded.method, ts)
+        trained_ts = ReadsTimeGrid.times_to_encode(encoded.method, ts)
         splits = ("train", "val", "test")
         feats = [encoded.features(split, trained_ts).to(encoded.device) for split in splits]
         labels = [encoded.data.split(split).labels.to(encoded.device) for split in splits]
@@ -172,7 +165,7 @@ def probe_records(encoded: Encoded, cfg: ProbeConfig, inputs: ProbeInputs,
     records: list[Record] = []
     for head in cfg.heads:
         fit = fit_head(head, feats, targets, encoded.data.num_classes, cfg, encoded.seed, encoded.progress)
-        for t, i in reported_at(ts, trained_ts):
+        for t, i in ReadsTimeGrid.reported_at(ts, trained_ts):
             records.append(Record("accuracy", fit.test_accuracy[i], t=t, head=head, labels=labels, extra={
                 **fit.choices[i], "val_accuracy": fit.val_accuracy[i], "at_edge": fit.at_edge[i]}))
         best = max(range(len(trained_ts)), key=lambda i: (fit.val_accuracy[i], -i))

@@ -8,14 +8,7 @@ from sklearn.metrics import silhouette_score
 
 from core.records import Record
 from core.validation import Integers, setting
-from protocols.base import (
-    Encoded,
-    ReadsTimeGrid,
-    TimeGridConfig,
-    register_protocol,
-    reported_at,
-    times_to_encode,
-)
+from protocols.base import Encoded, ReadsTimeGrid, TimeGridConfig, register_protocol
 
 
 @dataclass(frozen=True)
@@ -39,10 +32,10 @@ fixed random subset of that size is scored (the same for every method).
 
     def run(self, encoded: Encoded, cfg: SilhouetteConfig) -> list[Record]:
         ts = list(cfg.t_values)
-        trained_ts = times_to_encode(encoded.method, ts)
+        trained_ts = self.times_to_encode(encoded.method, ts)
         codes = encoded.features("test", trained_ts).numpy()
         labels = encoded.data.test.labels.numpy()
         sample = min(cfg.silhouette_samples, len(labels))
         values = [float(silhouette_score(c, labels, metric="euclidean", sample_size=sample, random_state=0))
                   for c in codes]
-        return [Record("silhouette", values[i], t=t) for t, i in reported_at(ts, trained_ts)]
+        return [Record("silhouette", values[i], t=t) for t, i in self.reported_at(ts, trained_ts)]

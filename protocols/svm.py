@@ -16,14 +16,7 @@ from sklearn.svm import SVC
 from core.data import DataSplits
 from core.records import Record
 from core.validation import Integers, Items, setting
-from protocols.base import (
-    Encoded,
-    ReadsTimeGrid,
-    TimeGridConfig,
-    register_protocol,
-    reported_at,
-    times_to_encode,
-)
+from protocols.base import Encoded, ReadsTimeGrid, TimeGridConfig, register_protocol
 from protocols.labels import check_label_counts, stratified_subset
 
 
@@ -54,7 +47,7 @@ over draws is stored with each number (`test_std_over_draws`).
 
     def run(self, encoded: Encoded, cfg: SVMConfig) -> list[Record]:
         ts = list(cfg.t_values)
-        trained_ts = times_to_encode(encoded.method, ts)
+        trained_ts = self.times_to_encode(encoded.method, ts)
         x_train, x_test = (encoded.features(s, trained_ts).numpy() for s in ("train", "test"))
         y_train, y_test = encoded.data.train.labels, encoded.data.test.labels.numpy()
         records = []
@@ -62,7 +55,7 @@ over draws is stored with each number (`test_std_over_draws`).
             draws = [stratified_subset(y_train, n, encoded.seed * 1000 + d).numpy() for d in range(cfg.svm_draws)]
             scores = [[SVC().fit(x_train[i][idx], y_train.numpy()[idx]).score(x_test[i], y_test)
                        for idx in draws] for i in range(len(trained_ts))]
-            for t, i in reported_at(ts, trained_ts):
+            for t, i in self.reported_at(ts, trained_ts):
                 records.append(Record("accuracy", float(np.mean(scores[i])), t=t, labels=n, head="svc",
                                       extra={"draws": cfg.svm_draws,
                                              "test_std_over_draws": float(np.std(scores[i]))}))
