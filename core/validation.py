@@ -26,6 +26,8 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
+from core.presets import UNSET, preset_values
+
 CLOSED = ("both", "left", "right", "neither")
 
 
@@ -154,11 +156,15 @@ class Items(Constraint):
         return (((),) if self.nonempty else ()) + tuple((b,) for b in self.item.bad_values())
 
 
-def setting(default: Any, check: Constraint) -> Any:
-    """A dataclass field with ``default`` (a copy of it per instance if mutable) and its constraint."""
+def setting(default: Any, check: Constraint | None = None, *, smoke: Any = UNSET, quick: Any = UNSET,
+            paper: Any = UNSET) -> Any:
+    """A dataclass field with ``default`` (a copy of it per instance if mutable), its constraint and
+    what each preset sets it to (``core.presets``: a value, ``per_size(...)`` or a function of the
+    image shape)."""
+    metadata = {"check": check, "presets": preset_values(smoke=smoke, quick=quick, paper=paper)}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"check": check})
-    return dataclasses.field(default=default, metadata={"check": check})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def constraint_of(field: dataclasses.Field) -> Constraint | None:

@@ -23,6 +23,7 @@ from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 
 from core.data import ImageData
+from core.presets import per_size
 from core.registry import Registry
 from core.validation import Checked, Choice, Integers, setting
 from methods.nets.encoders import ENCODERS, create_encoder
@@ -43,10 +44,18 @@ class DataSpec:
 class MethodConfig(Checked):
     """Fields every method shares: the encoder family and the latent size."""
 
-    encoder: str = setting("cnn", Choice(ENCODERS))
-    encoder_width: int = setting(32, Integers(1))
-    latent_dim: int = setting(64, Integers(1))
-    hflip: bool = False  # random horizontal flips while pretraining (natural images only)
+    # quick: the DRL paper's small CNN up to MNIST's size, WRN-28-2 above; paper: WRN-28-2, and
+    # LaplaceNet's ResNet-18 (512-d code) for Mini-ImageNet's 84x84 images.
+    encoder: str = setting("cnn", Choice(ENCODERS), smoke="cnn",
+                           quick=per_size(tiny="cnn", small="cnn", other="wrn28_2"),
+                           paper=per_size(large="resnet18", other="wrn28_2"))
+    encoder_width: int = setting(32, Integers(1), smoke=8, quick=per_size(tiny=32, other=16),
+                                 paper=per_size(large=64, other=16))
+    latent_dim: int = setting(64, Integers(1), smoke=16, quick=per_size(tiny=64, small=64, other=128),
+                              paper=per_size(large=512, other=128))
+    # random horizontal flips while pretraining (natural images only)
+    hflip: bool = setting(False, smoke=False, quick=per_size(tiny=False, small=False, other=True),
+                          paper=per_size(tiny=False, small=False, other=True))
 
 
 class Method:

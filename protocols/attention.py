@@ -22,7 +22,7 @@ from protocols.trajectory import (
 
 @dataclass(frozen=True)
 class AttentionConfig(SequenceHeadConfig):
-    attention_points: int = setting(11, Integers(2))  # K: the Transformer reads the codes at t = 0, 1/(K-1), ..., 1
+    attention_points: int = setting(11, Integers(2), smoke=3)  # K: the Transformer reads the codes at t = 0, 1/(K-1), ..., 1
 
 
 @register_protocol

@@ -31,7 +31,8 @@ DEFAULT_T_VALUES: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11)
 class TimeGridConfig(Checked):
     """Base of the configs of protocols that read codes at several t."""
 
-    t_values: tuple[float, ...] = setting(DEFAULT_T_VALUES, Items(Interval(0.0, 1.0), nonempty=True))
+    t_values: tuple[float, ...] = setting(DEFAULT_T_VALUES, Items(Interval(0.0, 1.0), nonempty=True),
+                                          smoke=(0.0, 0.5, 1.0), quick=DEFAULT_T_VALUES, paper=DEFAULT_T_VALUES)
 
 
 class ReadsTimeGrid:

@@ -22,7 +22,7 @@ from protocols.information import (
 @dataclass(frozen=True)
 class MIConfig(TimeGridConfig):
     # test codes used (a fixed subset, the same for every method); cost is O(N^2)
-    mi_samples: int = setting(2000, Integers(10))
+    mi_samples: int = setting(2000, Integers(10), smoke=45)
     mi_neighbours: int = setting(DEFAULT_NEIGHBOURS, Integers(1))
 
 

@@ -22,8 +22,8 @@ from protocols.labels import check_label_counts, stratified_subset
 
 @dataclass(frozen=True)
 class SVMConfig(TimeGridConfig):
-    svm_labels: tuple[int, ...] = setting((100, 1000), Items(Integers(1), nonempty=True))
-    svm_draws: int = setting(5, Integers(1))
+    svm_labels: tuple[int, ...] = setting((100, 1000), Items(Integers(1), nonempty=True), smoke=(30, 60))
+    svm_draws: int = setting(5, Integers(1), smoke=2)
 
 
 @register_protocol

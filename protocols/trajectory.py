@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from core.data import DataSplits
+from core.presets import per_size
 from core.records import Record
 from core.validation import Checked, Choice, Integers, Items, Positive, setting, violation
 from protocols.base import Encoded, register_protocol
@@ -42,24 +43,32 @@ def trajectory_times(points: int) -> tuple[float, ...]:
     return tuple(round(i / (points - 1), 6) for i in range(points))
 
 
+PAPER_LRS = (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5)  # the follow-up's grid for its heads
+
+
 @dataclass(frozen=True)
 class SequenceHeadConfig(Checked):
     """How the trajectory heads are trained (shared by ``trajectory`` and ``attention``)."""
 
-    trajectory_lrs: tuple[float, ...] = setting((1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5),
-                                                Items(Positive(), nonempty=True))
-    trajectory_epochs: int = setting(100, Integers(1))
+    # quick: three learning rates, so a choice at an end of the grid means something, and early
+    # stopping, so a head still improving at the limit is rare (with two rates and 30 epochs on
+    # digits every choice sat at an end); paper: the follow-up's heads, width 256, 100 epochs, the
+    # probe's learning-rate grid.
+    trajectory_lrs: tuple[float, ...] = setting(PAPER_LRS, Items(Positive(), nonempty=True), smoke=(1e-2,),
+                                                quick=(1e-3, 3e-3, 1e-2), paper=PAPER_LRS)
+    trajectory_epochs: int = setting(100, Integers(1), smoke=5, quick=per_size(tiny=60, other=20), paper=100)
     # epochs without a validation improvement before a head stops
-    trajectory_patience: int = setting(0, Integers(0, note="0: never"))
-    trajectory_batch_size: int = setting(256, Integers(1))
+    trajectory_patience: int = setting(0, Integers(0, note="0: never"), quick=per_size(tiny=10, other=4))
+    trajectory_batch_size: int = setting(256, Integers(1), smoke=64, quick=256, paper=256)
     # GRU state and Transformer width; the MLPs' hidden layer is twice this
-    trajectory_width: int = setting(256, Integers(1))
+    trajectory_width: int = setting(256, Integers(1), smoke=8, quick=64, paper=256)
     trajectory_dropout: float = 0.25
     trajectory_weight_decay: float = 1e-5
-    # labelled training images the heads learn from
-    trajectory_train_images: int = setting(0, Integers(0, note="0: all"))
+    # labelled training images the heads learn from; the heads cost O(K) per image, so on a CPU
+    # quick has them learn from 10000 at most
+    trajectory_train_images: int = setting(0, Integers(0, note="0: all"), quick=per_size(tiny=0, other=10_000))
     transformer_layers: int = setting(2, Integers(1))
-    transformer_heads: int = setting(4, Integers(1))
+    transformer_heads: int = setting(4, Integers(1), smoke=2)
     transformer_shared: bool = True  # one block applied transformer_layers times, as in the follow-up's code
 
     def __post_init__(self):
@@ -71,7 +80,7 @@ class SequenceHeadConfig(Checked):
 
 @dataclass(frozen=True)
 class TrajectoryConfig(SequenceHeadConfig):
-    trajectory_points: tuple[int, ...] = setting(POINTS, Items(Integers(1), nonempty=True))
+    trajectory_points: tuple[int, ...] = setting(POINTS, Items(Integers(1), nonempty=True), smoke=(1, 2, 3))
     trajectory_heads: tuple[str, ...] = setting(HEADS, Items(Choice(HEADS), nonempty=True))
 
 

@@ -21,7 +21,8 @@ def _copy(package: str, module: str, renames: dict[str, str], dest: Path) -> Non
     (folder / f"{module}_copy.py").write_text(text)
 
 
-def _benchmarks(extra: Path, results: Path, *args: str) -> subprocess.CompletedProcess:
+def run_with_extra_modules(extra: Path, results: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m benchmarks ARGS` with the modules under `extra/<package>/` added to each package."""
     code = ("import sys, datasets, methods, protocols\n"
             f"for p in (datasets, methods, protocols): p.__path__.append(str({str(extra)!r}) + '/' + p.__name__)\n"
             "from benchmarks.__main__ import main\n"
@@ -38,12 +39,12 @@ def test_a_copied_module_is_discovered_listed_and_run(tmp_path):
     _copy("protocols", "svm", {'name = "svm"': 'name = "svm-copy"'}, extra)
     _copy("datasets", "digits", {'@register_dataset("digits")': '@register_dataset("digits-copy")',
                                  'name="digits"': 'name="digits-copy"'}, extra)
-    listed = _benchmarks(extra, tmp_path / "results", "list")
+    listed = run_with_extra_modules(extra, tmp_path / "results", "list")
     assert listed.returncode == 0, listed.stderr
     for name, module in (("simclr-copy", "methods.simclr_copy"), ("svm-copy", "protocols.svm_copy"),
                          ("digits-copy", "datasets.digits_copy")):
         assert any(line.split() == [name, module] for line in listed.stdout.splitlines()), (name, listed.stdout)
-    run = _benchmarks(extra, tmp_path / "results", "run", "--method", "simclr-gauss-copy", "--protocol", "svm-copy",
+    run = run_with_extra_modules(extra, tmp_path / "results", "run", "--method", "simclr-gauss-copy", "--protocol", "svm-copy",
                       "--dataset", "digits-copy", "--preset", "smoke", "--no-progress",
                       "--leaderboards", str(tmp_path / "lb"))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
