@@ -32,6 +32,14 @@ def run_with_extra_modules(extra: Path, results: Path, *args: str) -> subprocess
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
 
 
+def assert_listed(extra: Path, tmp_path: Path, modules: dict[str, str]) -> None:
+    """`python -m benchmarks list` shows each name with the module that defines it."""
+    listed = run_with_extra_modules(extra, tmp_path / "results", "list")
+    assert listed.returncode == 0, listed.stderr
+    for name, module in modules.items():
+        assert any(line.split() == [name, module] for line in listed.stdout.splitlines()), (name, listed.stdout)
+
+
 def test_a_copied_module_is_discovered_listed_and_run(tmp_path):
     extra = tmp_path / "extra"
     _copy("methods", "simclr", {'name = "simclr"': 'name = "simclr-copy"',
@@ -39,13 +47,10 @@ def test_a_copied_module_is_discovered_listed_and_run(tmp_path):
     _copy("protocols", "svm", {'name = "svm"': 'name = "svm-copy"'}, extra)
     _copy("datasets", "digits", {'@register_dataset("digits")': '@register_dataset("digits-copy")',
                                  'name="digits"': 'name="digits-copy"'}, extra)
-    listed = run_with_extra_modules(extra, tmp_path / "results", "list")
-    assert listed.returncode == 0, listed.stderr
-    for name, module in (("simclr-copy", "methods.simclr_copy"), ("svm-copy", "protocols.svm_copy"),
-                         ("digits-copy", "datasets.digits_copy")):
-        assert any(line.split() == [name, module] for line in listed.stdout.splitlines()), (name, listed.stdout)
-    run = run_with_extra_modules(extra, tmp_path / "results", "run", "--method", "simclr-gauss-copy", "--protocol", "svm-copy",
-                      "--dataset", "digits-copy", "--preset", "smoke", "--no-progress",
-                      "--leaderboards", str(tmp_path / "lb"))
+    assert_listed(extra, tmp_path, {"simclr-copy": "methods.simclr_copy", "svm-copy": "protocols.svm_copy",
+                                    "digits-copy": "datasets.digits_copy"})
+    run = run_with_extra_modules(extra, tmp_path / "results", "run", "--method", "simclr-gauss-copy",
+                                 "--protocol", "svm-copy", "--dataset", "digits-copy", "--preset", "smoke",
+                                 "--no-progress", "--leaderboards", str(tmp_path / "lb"))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert (tmp_path / "lb" / "digits-copy" / "svm-copy.md").is_file()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from tests.test_discovery import REPO, run_with_extra_modules
+from tests.test_discovery import REPO, assert_listed, run_with_extra_modules
 
 
 def _examples() -> dict[str, str]:
@@ -25,11 +25,8 @@ def test_the_extending_examples_are_listed_and_run(tmp_path: Path):
     for path, code in examples.items():
         (extra / path).parent.mkdir(parents=True, exist_ok=True)
         (extra / path).write_text(code)
-    listed = run_with_extra_modules(extra, tmp_path / "results", "list")
-    assert listed.returncode == 0, listed.stderr
-    for name, module in (("masked-ae", "methods.masked_ae"), ("knn", "protocols.knn"),
-                         ("digits-flipped", "datasets.digits_flipped")):
-        assert any(line.split() == [name, module] for line in listed.stdout.splitlines()), (name, listed.stdout)
+    assert_listed(extra, tmp_path, {"masked-ae": "methods.masked_ae", "knn": "protocols.knn",
+                                    "digits-flipped": "datasets.digits_flipped"})
     run = run_with_extra_modules(extra, tmp_path / "results", "run", "--method", "masked-ae", "--protocol", "knn",
                                  "--dataset", "digits-flipped", "--preset", "smoke", "--no-progress",
                                  "--set", "mask_fraction=0.3", "--leaderboards", str(tmp_path / "lb"))
