@@ -105,6 +105,8 @@ class DataSplits:
     classes: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # the label counts of the papers' semi-supervised tables for this dataset (its registration's)
+    semisup_labels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.classes) != self.num_classes:

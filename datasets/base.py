@@ -34,14 +34,17 @@ __all__ = [
 DATASETS: Registry[Callable[..., RawDataset]] = Registry("dataset", package="datasets")
 
 
-def register_dataset(name: str, *, takes_path: bool = False) -> Callable[[Callable], Callable]:
+def register_dataset(name: str, *, takes_path: bool = False,
+                     semisup_labels: tuple[int, ...] = ()) -> Callable[[Callable], Callable]:
     """Register a loader ``(root: Path, download: bool[, path: str]) -> RawDataset`` under ``name``.
 
     With ``takes_path=True`` the dataset is addressed as ``name:PATH`` and the loader
-    receives ``path``.
+    receives ``path``. ``semisup_labels``: the label counts the papers' semi-supervised
+    tables report for this dataset (the ``semisup`` protocol's default ladder).
     """
     def deco(fn: Callable[..., RawDataset]) -> Callable[..., RawDataset]:
         fn.takes_path = takes_path  # type: ignore[attr-defined]
+        fn.semisup_labels = tuple(semisup_labels)  # type: ignore[attr-defined]
         return DATASETS.add(name, fn)
     return deco
 
@@ -112,8 +115,8 @@ def load_dataset(name: str, root: str | Path = "data", download: bool = False,
                            f"{len(raw.train)} train images in {len(raw.classes)} classes ({err})") from err
     train, val = raw.train.subset(keep), raw.train.subset(held)
     mean, std = channel_stats(train.images)
-    return DataSplits(name=raw.name, train=train, val=val, test=raw.test,
-                      num_classes=len(raw.classes), classes=tuple(raw.classes), mean=mean, std=std)
+    return DataSplits(name=raw.name, train=train, val=val, test=raw.test, num_classes=len(raw.classes),
+                      classes=tuple(raw.classes), mean=mean, std=std, semisup_labels=fn.semisup_labels)
 
 
 # --------------------------------------------------------------------------- helpers for loaders

@@ -41,7 +41,7 @@ def _torchvision_cifar(cls: type, name: str, root: Path, download: bool, holds: 
     return RawDataset(train=train, test=test, classes=tuple(splits[0].classes), name=name)
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", semisup_labels=(100, 500, 1000, 2000, 4000))  # DRL Table 1, LaplaceNet
 def _cifar10(root: Path, download: bool) -> RawDataset:
     from torchvision.datasets import CIFAR10
 
@@ -60,7 +60,7 @@ def _cifar10(root: Path, download: bool) -> RawDataset:
     return _torchvision_cifar(CIFAR10, "cifar10", root, download, holds)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", semisup_labels=(1000, 4000, 10000, 20000))  # LaplaceNet
 def _cifar100(root: Path, download: bool) -> RawDataset:
     from torchvision.datasets import CIFAR100
 

@@ -9,7 +9,7 @@ from datasets.base import register_dataset
 from datasets.folder import read_image_folder
 
 
-@register_dataset("miniimagenet")
+@register_dataset("miniimagenet", semisup_labels=(4000, 10000))  # LaplaceNet
 def _miniimagenet(root: Path, download: bool) -> RawDataset:
     folder = root / "miniimagenet"
     hint = ("Mini-ImageNet cannot be downloaded automatically: lay it out as LaplaceNet does, "

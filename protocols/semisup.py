@@ -44,16 +44,11 @@ from methods.base import Method
 from protocols.augment import SEMISUP_AUGMENT_BACKENDS, SEMISUP_AUGMENTERS
 from protocols.base import Encoded, register_protocol
 from protocols.label_spreading import pseudo_labels
-from protocols.labels import save_subset
+from protocols.labels import REFERENCE_TRAIN_SIZE, save_subset
 
-# Label counts of the DRL and LaplaceNet papers; other datasets get CIFAR-10's
+# A dataset without published label counts (its registration's semisup_labels) gets CIFAR-10's
 # fractions of its 50000 training images, in whole images per class.
-SEMISUP_LADDERS: dict[str, tuple[int, ...]] = {
-    "cifar10": (100, 500, 1000, 2000, 4000),
-    "cifar100": (1000, 4000, 10000, 20000),
-    "miniimagenet": (4000, 10000),
-}
-REFERENCE_LADDER, REFERENCE_TRAIN_SIZE = SEMISUP_LADDERS["cifar10"], 50_000
+REFERENCE_LADDER = (100, 500, 1000, 2000, 4000)
 T_SCAN = tuple(float(t) for t in np.linspace(0.001, 1.0, 11))  # the paper's scan (Appendix G)
 EVAL_BATCH = 512
 
@@ -65,7 +60,7 @@ class SemisupConfig(Checked):
         "init": "the semisup initialisation is the method itself; run --method NAME --protocol semisup "
                 "(none: a random initialisation)"}
 
-    # empty: the dataset's ladder (SEMISUP_LADDERS or proportional)
+    # empty: the dataset's ladder (the papers' counts where they report it, else proportional)
     semisup_labels: tuple[int, ...] = setting((), Items(Integers(1), note="empty: the dataset's ladder"))
     mixup: bool = False                    # the DRL paper's Table 1 is without mixup
     mixup_alpha: float = setting(1.0, Positive())
@@ -110,12 +105,13 @@ class SemisupConfig(Checked):
 # -- label splits ----------------------------------------------------------------------
 
 
-def semisup_ladder(dataset: str, n_train: int, n_classes: int, counts: tuple[int, ...] = ()) -> tuple[int, ...]:
-    """``counts`` if given; the papers' ladder for their datasets; else CIFAR-10's, in proportion."""
+def semisup_ladder(published: tuple[int, ...], n_train: int, n_classes: int,
+                   counts: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """``counts`` if given; the papers' ladder for the dataset (``published``); else CIFAR-10's, in proportion."""
     if counts:
         return counts
-    if dataset in SEMISUP_LADDERS:
-        return SEMISUP_LADDERS[dataset]
+    if published:
+        return published
     per_class = {max(1, round(k * n_train / REFERENCE_TRAIN_SIZE / n_classes)) for k in REFERENCE_LADDER}
     return tuple(p * n_classes for p in sorted(per_class))
 
@@ -428,7 +424,7 @@ WRN-28-2, the whole training split.
 
     def check_data(self, data: DataSplits, cfg: SemisupConfig) -> None:
         labels = data.train.labels
-        for n in semisup_ladder(data.name, len(labels), data.num_classes, cfg.semisup_labels):
+        for n in semisup_ladder(data.semisup_labels, len(labels), data.num_classes, cfg.semisup_labels):
             training_pool(len(labels), balanced_subset(labels, n, seed=0), cfg.semisup_train_images, seed=0)
 
     def run(self, encoded: Encoded, cfg: SemisupConfig) -> list[Record]:
@@ -436,7 +432,7 @@ WRN-28-2, the whole training split.
         train_labels = data.train.labels
         head = "mixup" if cfg.mixup else "no mixup"
         records: list[Record] = []
-        for n in semisup_ladder(data.name, len(train_labels), data.num_classes, cfg.semisup_labels):
+        for n in semisup_ladder(data.semisup_labels, len(train_labels), data.num_classes, cfg.semisup_labels):
             labelled = balanced_subset(train_labels, n, seed)
             name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{data.name}-semisup-{n}-seed{seed}")
             split = save_subset(labelled, encoded.artifacts, name)

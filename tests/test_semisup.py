@@ -11,6 +11,8 @@ import torch
 from benchmarks.__main__ import main
 from benchmarks.presets import preset_settings
 from benchmarks.store import ResultsStore
+from datasets import load_dataset
+from datasets.base import DATASETS
 from methods.base import config_from_settings
 from protocols.augment import Augmenter
 from protocols.label_spreading import (
@@ -105,10 +107,13 @@ def test_pseudo_labels_beat_chance_on_separable_codes_and_keep_known_labels():
 
 
 def test_ladders_the_papers_and_proportional():
-    assert semisup_ladder("cifar10", 45000, 10) == (100, 500, 1000, 2000, 4000)
-    assert semisup_ladder("cifar100", 45000, 100) == (1000, 4000, 10000, 20000)
-    assert semisup_ladder("digits", 1077, 10) == (10, 20, 40, 90)  # CIFAR-10's fractions, whole per class
-    assert semisup_ladder("digits", 1077, 10, (30,)) == (30,)
+    published = {name: DATASETS.get(name).semisup_labels for name in ("cifar10", "cifar100", "miniimagenet")}
+    assert published == {"cifar10": (100, 500, 1000, 2000, 4000), "cifar100": (1000, 4000, 10000, 20000),
+                         "miniimagenet": (4000, 10000)}, "the registrations carry the papers' counts"
+    assert semisup_ladder(published["cifar10"], 45000, 10) == (100, 500, 1000, 2000, 4000)
+    assert semisup_ladder((), 1077, 10) == (10, 20, 40, 90)  # digits: CIFAR-10's fractions, whole per class
+    assert semisup_ladder((), 1077, 10, (30,)) == (30,)
+    assert load_dataset("digits").semisup_labels == ()
 
 
 def test_balanced_subset_is_balanced_seeded_and_checked():

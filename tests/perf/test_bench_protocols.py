@@ -34,7 +34,7 @@ def test_laplacenet_round(benchmark, digits, digits_drl):
     """One round (pool codes, label spreading, one epoch) at the quick preset on digits' whole training pool."""
     cfg = config_from_settings(SemisupConfig, preset_settings("quick", digits.image_shape))
     labels = digits.train.labels
-    n = semisup_ladder(digits.name, len(labels), digits.num_classes)[-1]
+    n = semisup_ladder(digits.semisup_labels, len(labels), digits.num_classes)[-1]
     labelled = balanced_subset(labels, n, seed=0)
     pool = training_pool(len(labels), labelled, cfg.semisup_train_images, seed=0)
     seed_everything(0)
