@@ -40,6 +40,9 @@ class DataSpec:
     std: tuple[float, ...]
 
 
+NATURAL_IMAGES = per_size(tiny=False, small=False, other=True)  # True above MNIST's 28 px
+
+
 @dataclass(frozen=True)
 class MethodConfig(Checked):
     """Fields every method shares: the encoder family and the latent size."""
@@ -54,8 +57,7 @@ class MethodConfig(Checked):
     latent_dim: int = setting(64, Integers(1), smoke=16, quick=per_size(tiny=64, small=64, other=128),
                               paper=per_size(large=512, other=128))
     # random horizontal flips while pretraining (natural images only)
-    hflip: bool = setting(False, smoke=False, quick=per_size(tiny=False, small=False, other=True),
-                          paper=per_size(tiny=False, small=False, other=True))
+    hflip: bool = setting(False, smoke=False, quick=NATURAL_IMAGES, paper=NATURAL_IMAGES)
 
 
 class Method:

@@ -23,6 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+# The follow-up's learning-rate grid for its probe and trajectory heads (the paper preset's).
+FOLLOW_UP_LRS = (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5)
+
 
 class BatchedHeads(nn.Module):
     """``T`` heads (linear, or Linear-ReLU-Dropout-Linear when ``hidden``) for one learning rate."""

@@ -27,7 +27,7 @@ from core.presets import per_size
 from core.records import Record
 from core.validation import Choice, Integers, Items, Positive, setting
 from protocols.base import Encoded, ReadsTimeGrid, TimeGridConfig, register_protocol
-from protocols.batched import HeadSelection, fit_select_score_seeds, standardise
+from protocols.batched import FOLLOW_UP_LRS, HeadSelection, fit_select_score_seeds, standardise
 from protocols.logistic import DEFAULT_CS, LogisticSelection, fit_select_score_logistic
 
 HEADS = ("linear", "mlp", "linear-sgd")
@@ -46,7 +46,7 @@ class ProbeConfig(TimeGridConfig):
     # chosen, paper's is the follow-up's.
     probe_lrs: tuple[float, ...] = setting((1e-3, 3e-3, 1e-2, 3e-2), Items(Positive(), nonempty=True),
                                            smoke=(1e-2,), quick=(1e-3, 3e-3, 1e-2, 3e-2),
-                                           paper=(1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5))
+                                           paper=FOLLOW_UP_LRS)
     # At most; SGD heads stop early once validation stalls. On MNIST 40 epochs left 7 of DRL's 11
     # best epochs in the last 6: quick allows 100 (digits 200).
     probe_epochs: int = setting(100, Integers(1), smoke=10, quick=per_size(tiny=200, other=100), paper=100)

@@ -28,7 +28,13 @@ from core.presets import per_size
 from core.records import Record
 from core.validation import Checked, Choice, Integers, Items, Positive, setting, violation
 from protocols.base import Encoded, register_protocol
-from protocols.batched import at_grid_end, fit_select_score, one_standard_error_choice, standardise
+from protocols.batched import (
+    FOLLOW_UP_LRS,
+    at_grid_end,
+    fit_select_score,
+    one_standard_error_choice,
+    standardise,
+)
 from protocols.labels import check_label_counts, save_subset, stratified_subset
 from protocols.sequence_heads import SEQUENCE_HEADS, ConcatMLP, GRUHead, TransformerHead
 
@@ -43,9 +49,6 @@ def trajectory_times(points: int) -> tuple[float, ...]:
     return tuple(round(i / (points - 1), 6) for i in range(points))
 
 
-PAPER_LRS = (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5)  # the follow-up's grid for its heads
-
-
 @dataclass(frozen=True)
 class SequenceHeadConfig(Checked):
     """How the trajectory heads are trained (shared by ``trajectory`` and ``attention``)."""
@@ -54,8 +57,8 @@ class SequenceHeadConfig(Checked):
     # stopping, so a head still improving at the limit is rare (with two rates and 30 epochs on
     # digits every choice sat at an end); paper: the follow-up's heads, width 256, 100 epochs, the
     # probe's learning-rate grid.
-    trajectory_lrs: tuple[float, ...] = setting(PAPER_LRS, Items(Positive(), nonempty=True), smoke=(1e-2,),
-                                                quick=(1e-3, 3e-3, 1e-2), paper=PAPER_LRS)
+    trajectory_lrs: tuple[float, ...] = setting(FOLLOW_UP_LRS, Items(Positive(), nonempty=True), smoke=(1e-2,),
+                                                quick=(1e-3, 3e-3, 1e-2), paper=FOLLOW_UP_LRS)
     trajectory_epochs: int = setting(100, Integers(1), smoke=5, quick=per_size(tiny=60, other=20), paper=100)
     # epochs without a validation improvement before a head stops
     trajectory_patience: int = setting(0, Integers(0, note="0: never"), quick=per_size(tiny=10, other=4))
