@@ -25,6 +25,8 @@ from tqdm.auto import tqdm
 
 # The follow-up's learning-rate grid for its probe and trajectory heads (the paper preset's).
 FOLLOW_UP_LRS = (1e-3, 7.5e-4, 5e-4, 2.5e-4, 1e-4, 5e-5)
+# How the heads' learning rate moves over training: the follow-up's constant lr, or annealed to zero.
+SCHEDULES = ("constant", "cosine")
 
 
 class BatchedHeads(nn.Module):
@@ -84,7 +86,7 @@ class HeadSelection:
     val_accuracy: list[float]  # validation accuracy of the chosen head per t
     test_accuracy: list[float]  # test accuracy of the chosen head per t (scored once)
     at_edge: list[bool] = field(default_factory=list)  # lr at an end of its grid, or still improving at the end
-    epochs_run: int = 0        # epochs trained before every head stalled (or the limit)
+    epochs_run: list[int] = field(default_factory=list)  # per t: epochs its chosen lr trained (stall or limit)
 
 
 def standardise(train: Tensor, *others: Tensor) -> list[Tensor]:
@@ -114,6 +116,7 @@ def fit_select_score_seeds(
     head_seeds: int = 1,
     progress: bool = False,
     patience: int | None = None,
+    schedule: str = "constant",
 ) -> list[HeadSelection]:
     """Train heads for every (head seed, lr, t) on ``train``, pick lr and epoch per (head seed, t) on
     ``val``, score ``test`` once; one selection per head seed.
@@ -121,17 +124,19 @@ def fit_select_score_seeds(
     Features are (T, N, d) tensors, labels (N,) tensors, all on one device. Head
     seed s has its own initial weights, mini-batch order and dropout masks; head
     seed 0 draws from ``seed`` alone, so it does not depend on ``head_seeds``.
-    With ``patience``, training stops once every head has gone that many epochs
-    without improving on validation (``epochs`` is then a limit). A selection is
-    ``at_edge`` when its lr is an end of ``lrs`` or its head was still improving
-    when training stopped (best epoch within the last ``patience`` epochs, or the
-    last epoch without patience). Per (head seed, t) the epoch is each lr's best
+    ``schedule`` "constant" keeps each lr; "cosine" anneals it to zero over
+    ``epochs`` (per step). With ``patience``, the heads of one lr stop once all
+    of them have gone that many epochs without improving on validation
+    (``epochs`` is then a limit); patience and "cosine" exclude each other. A
+    selection is ``at_edge`` when its lr is an end of ``lrs`` or, with a constant
+    lr, its lr reached the limit while its head was still improving (best epoch
+    within the last ``patience`` epochs; without patience, the last epoch). Per (head seed, t) the epoch is each lr's best
     on validation, and the lr is chosen by ``one_standard_error_choice``.
     """
     with torch.random.fork_rng(devices=[]):  # dropout draws from the seed, caller's RNG untouched
         torch.manual_seed(seed)
         return _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden,
-                                 dropout, weight_decay, seed, head_seeds, progress, patience)
+                                 dropout, weight_decay, seed, head_seeds, progress, patience, schedule)
 
 
 def head_seed_generator(seed: int, head_seed: int, device: torch.device | str = "cpu",
@@ -145,7 +150,12 @@ def head_seed_generator(seed: int, head_seed: int, device: torch.device | str = 
 
 
 def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidden, dropout,
-                      weight_decay, seed, n_seeds, progress, patience) -> list[HeadSelection]:
+                      weight_decay, seed, n_seeds, progress, patience, schedule) -> list[HeadSelection]:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r} is not allowed; valid: {', '.join(SCHEDULES)}")
+    cosine = schedule == "cosine"
+    if cosine and patience is not None:
+        raise ValueError("a cosine schedule runs every epoch: give patience=None")
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train, val, test
     n_t, n_train, in_dim = x_tr.shape
     n_heads = n_seeds * n_t  # seed-major: head s * T + t reads feature set t in seed s's order
@@ -163,33 +173,43 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
     best_epoch = torch.zeros((len(lrs), n_heads), dtype=torch.long, device=device)
     snapshot = [[p.detach().clone() for p in h.parameters()] for h in heads]
     x_va, x_te = (x.repeat(n_seeds, 1, 1) for x in (x_va, x_te))  # every seed's heads read them
+    def stalled(i: int, epoch: int) -> bool:
+        return patience is not None and bool((epoch - best_epoch[i] >= patience).all())
+    steps_per_epoch = -(-n_train // batch_size)
 
     desc = f"{'mlp' if hidden else 'linear'} heads x {len(lrs) * n_heads}"
-    epochs_run = 0
+    # Per lr: the epochs trained. Each lr stops on its own once all its heads have stalled, so a fast
+    # lr's heads cost nothing while a slow one's run on (every lr keeps the same batches and masks).
+    epochs_run = torch.zeros(len(lrs), dtype=torch.long)
     for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch",
                       dynamic_ncols=True, mininterval=1.0):
-        epochs_run = epoch
+        active = [i for i in range(len(lrs)) if not stalled(i, epoch - 1)]
+        if not active:
+            break  # every head has stalled: later epochs could only be chosen by chance
+        epochs_run[active] = epoch
         orders = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(device)  # (S, N)
-        for start in range(0, n_train, batch_size):
+        for step, start in enumerate(range(0, n_train, batch_size), start=(epoch - 1) * steps_per_epoch):
+            if cosine:  # annealed to zero at the last step of ``epochs``
+                for group, lr in zip(optimiser.param_groups, lrs):
+                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / (epochs * steps_per_epoch)))
             idx = orders[:, start:start + batch_size]
             x = torch.cat([x_tr.index_select(1, i) for i in idx])  # (S*T, B, d)
             y = y_tr[idx].repeat_interleave(n_t, dim=0)  # (S*T, B)
             keep = heads[0].dropout_mask(mask_gens, idx.shape[1], device)
-            # Sum over heads of each head's mean loss: every head's gradient is its own.
-            loss = sum(_summed_head_losses(h.scores(x, keep), y) for h in heads)
+            # Sum over heads of each head's mean loss: every head's gradient is its own. A stopped
+            # lr's parameters get no gradient, which Adam skips.
+            loss = sum(_summed_head_losses(heads[i].scores(x, keep), y) for i in active)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
         with torch.no_grad():
-            for i, h in enumerate(heads):
-                acc = _accuracy(h, x_va, y_va, batch_size * 8)
+            for i in active:
+                acc = _accuracy(heads[i], x_va, y_va, batch_size * 8)
                 improved = acc > best_acc[i]
                 best_acc[i] = torch.where(improved, acc, best_acc[i])
                 best_epoch[i] = torch.where(improved, epoch, best_epoch[i])
-                for keep, p in zip(snapshot[i], h.parameters()):
+                for keep, p in zip(snapshot[i], heads[i].parameters()):
                     keep[improved] = p.detach()[improved]
-        if patience is not None and bool((epoch - best_epoch >= patience).all()):
-            break  # every head has stalled: later epochs could only be chosen by chance
 
     chosen = one_standard_error_choice(best_acc, len(y_va))  # (S*T,)
     cols = torch.arange(n_heads, device=device)
@@ -200,12 +220,14 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
         test_acc = _accuracy(final, x_te, y_te, batch_size * 8)
     lr, epoch_, val_acc, test_acc = (
         v.view(n_seeds, n_t).tolist() for v in (chosen, best_epoch[chosen, cols], best_acc[chosen, cols], test_acc))
-    still_improving = epochs_run - (patience or 1)  # a best epoch after this had not stalled when training ended
     def at_edge(i: int, e: int) -> bool:
-        return at_grid_end(i, len(lrs)) or e > still_improving
+        # Still improving when the limit stopped its lr (without patience: best at the last epoch).
+        # An annealed lr has converged for its budget by its last epochs: only the lr grid has ends.
+        still_improving = int(epochs_run[i]) == epochs and e > epochs - (patience or 1)
+        return at_grid_end(i, len(lrs)) or (still_improving and not cosine)
     return [HeadSelection(lr=[float(lrs[i]) for i in lr[s]], epoch=epoch_[s], val_accuracy=val_acc[s],
                           test_accuracy=test_acc[s], at_edge=[at_edge(i, e) for i, e in zip(lr[s], epoch_[s])],
-                          epochs_run=epochs_run) for s in range(n_seeds)]
+                          epochs_run=[int(epochs_run[i]) for i in lr[s]]) for s in range(n_seeds)]
 
 
 def _stack_heads(per_seed: list[BatchedHeads]) -> BatchedHeads:

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from protocols.batched import at_grid_end
 
-DEFAULT_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+DEFAULT_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0, 1e4)
 
 # losses_and_grads(theta_rows, rows): the (R,) losses and (R, D) gradients of problems ``rows`` at theta_rows (R, D).
 Objective = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]

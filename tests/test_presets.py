@@ -29,7 +29,7 @@ def test_every_preset_builds_a_valid_config_of_every_component(preset, shape):
 def test_the_image_size_picks_the_value():
     assert [preset_settings("quick", s)["encoder"] for s in SHAPES] == ["cnn", "cnn", "wrn28_2", "wrn28_2"]
     assert [preset_settings("paper", s)["latent_dim"] for s in SHAPES] == [128, 128, 128, 512]
-    assert [preset_settings("quick", s)["probe_epochs"] for s in SHAPES] == [200, 100, 100, 100]
+    assert [preset_settings("quick", s)["probe_epochs"] for s in SHAPES] == [100, 60, 60, 60]
     assert preset_settings("quick", (3, 32, 32))["score_mults"] == (1, 2, 2, 2)
     assert preset_settings("smoke", (3, 32, 32))["score_mults"] == (1, 2)
 

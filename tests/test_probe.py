@@ -144,9 +144,40 @@ def test_sgd_heads_stop_early_and_flag_edges():
     args = dict(n_classes=2, batch_size=64, hidden=None, dropout=0.0, weight_decay=0.0, seed=0)
     splits = (_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3))
     stopped = fit_select_score(*splits, lrs=(1e-3, 1e-2, 1e-1), epochs=400, patience=5, **args)
-    assert stopped.epochs_run < 400, "every head stalled long before the limit"
-    assert all(e <= stopped.epochs_run - 5 for e in stopped.epoch)
+    assert max(stopped.epochs_run) < 400, "every head stalled long before the limit"
+    assert all(e <= run for e, run in zip(stopped.epoch, stopped.epochs_run))
     assert stopped.at_edge == [lr in (1e-3, 1e-1) for lr in stopped.lr]
     # Stopped by the limit while still improving (a tiny learning rate): the epoch is at the edge.
     slow = fit_select_score(*splits, lrs=(1e-6, 2e-6, 3e-6), epochs=3, patience=5, **args)
-    assert slow.epochs_run == 3 and all(slow.at_edge)
+    assert slow.epochs_run == [3, 3, 3] and all(slow.at_edge)
+    assert all(type(edge) is bool for edge in stopped.at_edge + slow.at_edge), "stored as JSON booleans"
+
+
+def test_each_learning_rate_stops_on_its_own(monkeypatch):
+    # Validation passes counted per lr's heads: an lr that stalls first is trained and validated no more.
+    import protocols.batched as batched
+
+    passes: dict[int, int] = {}
+    accuracy = batched._accuracy
+    def counting(heads, *args):
+        passes[id(heads)] = passes.get(id(heads), 0) + 1
+        return accuracy(heads, *args)
+    monkeypatch.setattr(batched, "_accuracy", counting)
+    splits = (_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3))
+    fit_select_score(*splits, lrs=(3e-1, 3e-3), epochs=300, patience=5, n_classes=2, batch_size=64,
+                     hidden=None, dropout=0.0, weight_decay=0.0, seed=0)
+    per_lr = sorted(n for n in passes.values() if n > 1)  # the chosen heads' one test pass aside
+    assert len(per_lr) == 2 and per_lr[0] < per_lr[1] < 300
+
+
+def test_a_cosine_schedule_runs_every_epoch_and_flags_only_grid_ends():
+    args = dict(n_classes=2, batch_size=64, hidden=None, dropout=0.0, weight_decay=0.0, seed=0)
+    splits = (_blobs(400, seed=1), _blobs(200, seed=2), _blobs(200, seed=3))
+    annealed = fit_select_score(*splits, lrs=(1e-3, 1e-2, 1e-1), epochs=30, schedule="cosine", **args)
+    assert annealed.epochs_run == [30, 30, 30]
+    assert annealed.at_edge == [lr in (1e-3, 1e-1) for lr in annealed.lr]
+    assert annealed.test_accuracy[2] > 0.9, "the separable feature set is learnt"
+    with pytest.raises(ValueError, match="schedule='step' is not allowed; valid: constant, cosine"):
+        fit_select_score(*splits, lrs=(1e-2,), epochs=3, schedule="step", **args)
+    with pytest.raises(ValueError, match="patience=None"):
+        fit_select_score(*splits, lrs=(1e-2,), epochs=3, schedule="cosine", patience=5, **args)
