@@ -187,6 +187,12 @@ def quarantine(err: CorruptCacheError) -> Path | None:
     return dest
 
 
+def safe_name(name: str) -> str:
+    """A file-system-safe form of a name ('folder:/x/y' -> 'folder-x-y')."""
+    # Leading dots are stripped too, so no name can become '..' or a hidden file.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "unnamed"
+
+
 def free_name(path: Path, suffix: str) -> Path:
     """``path`` + ``suffix``, or + ``suffix.1``, ``.2``... : earlier ones are kept."""
     dest, n = path.with_name(path.name + suffix), 0

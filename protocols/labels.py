@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from core.files import safe_name
+
 STANDARD_LADDER = (1000, 5000, 10000)  # the DRL paper's label counts, for a 50k-image train set
 REFERENCE_TRAIN_SIZE = 50_000
 
@@ -46,12 +48,13 @@ def check_label_counts(labels: torch.Tensor, counts: tuple[int, ...], setting: s
 
 
 def save_subset(index: torch.Tensor, folder: Path | None, name: str) -> dict[str, str]:
-    """Write the indices (JSON) so every method's numbers can be traced to the same labels."""
+    """Write the indices (JSON, under a file-safe form of ``name``) so every method's numbers can be
+    traced to the same labels."""
     values = index.tolist()
     digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
     info = {"split_sha256": digest}
     if folder is not None:
-        path = Path(folder) / "splits" / f"{name}.json"
+        path = Path(folder) / "splits" / f"{safe_name(name)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             path.write_text(json.dumps({"indices": values, "sha256": digest}))

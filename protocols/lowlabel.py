@@ -10,7 +10,6 @@ needed); heads, selection on validation and test scoring are the probe's.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 from core.data import DataSplits
@@ -54,8 +53,7 @@ every method of a seed sees the same labels; its indices are saved under
         records: list[Record] = []
         for n in counts:
             subset = stratified_subset(train_labels, n, encoded.seed)
-            name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{encoded.data.name}-train-{n}-seed{encoded.seed}")
-            split = save_subset(subset, encoded.artifacts, name)
+            split = save_subset(subset, encoded.artifacts, f"{encoded.data.name}-train-{n}-seed{encoded.seed}")
             for record in probe_records(encoded, cfg, inputs, train_subset=subset, labels=n):
                 records.append(dataclasses.replace(record, extra={**record.extra, **split}))
         return records

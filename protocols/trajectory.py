@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -189,7 +188,7 @@ class TrajectoryInputs:
         inputs = cls(ts, [f.transpose(0, 1).contiguous() for f in feats], labels, static)
         if 0 < train_images < len(labels[0]):
             subset = stratified_subset(encoded.data.train.labels, train_images, encoded.seed)
-            name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{encoded.data.name}-train-{train_images}-seed{encoded.seed}")
+            name = f"{encoded.data.name}-train-{train_images}-seed{encoded.seed}"
             inputs.split_info = save_subset(subset, encoded.artifacts, name)
             index = subset.to(encoded.device)
             inputs.features[0], inputs.labels[0] = inputs.features[0][index], inputs.labels[0][index]

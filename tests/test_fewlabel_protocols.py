@@ -39,6 +39,13 @@ def test_saved_subset_round_trips(tmp_path):
     assert saved["indices"] == [3, 1, 4] and saved["sha256"] == info["split_sha256"]
 
 
+def test_saved_subset_name_is_file_safe(tmp_path):
+    # a folder dataset's name holds a path: its split file must stay inside splits/
+    info = save_subset(torch.tensor([0]), tmp_path, "folder:/data/../x-train-1-seed0")
+    assert info["split_file"] == f"{tmp_path.name}/splits/folder-data-..-x-train-1-seed0.json"
+    assert [p.name for p in (tmp_path / "splits").iterdir()] == ["folder-data-..-x-train-1-seed0.json"]
+
+
 def _encoded(data, time_conditioned=True, artifacts=None):
     return Encoded(SimpleNamespace(time_conditioned=time_conditioned), data, FakeFeatures(data), 0,
                    torch.device("cpu"), artifacts)

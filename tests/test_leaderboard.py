@@ -9,8 +9,9 @@ import statistics
 import pandas as pd
 import pytest
 
-from benchmarks.leaderboard import format_summary, generate, safe_name
+from benchmarks.leaderboard import format_summary, generate
 from benchmarks.store import ResultsStore, RunInfo
+from core.files import safe_name
 from core.records import Record
 
 ACC = {  # (method, seed) -> accuracy at t = 0.0, 0.1

@@ -26,7 +26,6 @@ from benchmarks.leaderboard.markdown import (
     format_cell,
     metric_table,
     pivot_table,
-    safe_name,
 )
 from benchmarks.leaderboard.output import check, generate
 from benchmarks.leaderboard.pages import GENERATOR, edge_counts
@@ -35,5 +34,5 @@ from benchmarks.leaderboard.summary import format_summary
 
 __all__ = [
     "EDGE_MARK", "GENERATOR", "Cell", "aggregate", "check", "compute_table", "edge_counts", "format_cell",
-    "format_summary", "generate", "metric_table", "normalise", "pivot_table", "safe_name",
+    "format_summary", "generate", "metric_table", "normalise", "pivot_table",
 ]  # fmt: skip

@@ -8,9 +8,10 @@ import pandas as pd
 
 from benchmarks.leaderboard import stats
 from benchmarks.leaderboard.aggregate import PRIMARY_METRIC
-from benchmarks.leaderboard.markdown import md_table, safe_name
+from benchmarks.leaderboard.markdown import md_table
 from benchmarks.leaderboard.pages import GENERATOR
 from benchmarks.leaderboard.plots import entry_name, setting_text
+from core.files import safe_name
 
 CLAIMS_PAGE = "claims.md"  # the papers' claims and their computed verdicts (benchmarks.leaderboard.claims)
 

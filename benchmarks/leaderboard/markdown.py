@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
@@ -21,12 +20,6 @@ DASH = "–"  # std of a single seed, or a quantity not recorded
 
 
 # -- formatting ------------------------------------------------------------------
-
-
-def safe_name(name: str) -> str:
-    """A file-system-safe form of a dataset/protocol name ('folder:/x/y' -> 'folder-x-y')."""
-    # Leading dots are stripped too, so no name can become '..' or a hidden file.
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "unnamed"
 
 
 def format_number(x: float, metric: str) -> str:

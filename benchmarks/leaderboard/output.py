@@ -11,9 +11,9 @@ from benchmarks.leaderboard import claims, html, plots
 from benchmarks.leaderboard.aggregate import aggregate_normalised, normalise
 from benchmarks.leaderboard.figures import Figure, plan_figures
 from benchmarks.leaderboard.index import CLAIMS_PAGE, index_text
-from benchmarks.leaderboard.markdown import safe_name
 from benchmarks.leaderboard.pages import GENERATOR, budget_section, page_csv, page_text
 from benchmarks.leaderboard.provenance import commit_texts, config_texts
+from core.files import safe_name
 
 GENERATED_SUFFIXES = (".md", ".csv", ".png", ".json")  # what stale-page removal may delete
 TOP_LEVEL_PAGES = ("README.md", CLAIMS_PAGE, "index.html")

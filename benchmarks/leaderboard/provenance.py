@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.leaderboard.aggregate import ENTRY_COLUMNS
-from benchmarks.leaderboard.markdown import DASH, md_table, safe_name
+from benchmarks.leaderboard.markdown import DASH, md_table
 from benchmarks.leaderboard.plots import entry_name
+from core.files import safe_name
 
 CONFIG_FOLDER = "configs"  # full settings per config hash, linked from every page
 COMMIT_FOLDER = "commits"  # per commit: the runs it produced, linked from every page
