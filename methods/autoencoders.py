@@ -18,9 +18,9 @@ does, so their per-t curves compare with DRL's:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+from optuna.distributions import FloatDistribution
 from torch import Tensor, nn
 
 from methods.base import Method, gaussian_sample_and_kl, register_method
@@ -83,9 +83,7 @@ class VAE(_Autoencoder):
     probabilistic = True
     config_cls = VAEConfig
 
-    @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
-        return {**super().search_space(trial), "kl_weight": trial.suggest_float("kl_weight", 1e-3, 10.0, log=True)}
+    tuned = {"kl_weight": FloatDistribution(1e-3, 10.0, log=True)}
 
     def loss(self, x0: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         t = self._sample_t(x0)

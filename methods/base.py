@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 
@@ -68,6 +69,11 @@ class Method:
     probabilistic: ClassVar[bool] = False  # the encoder outputs (mean, log-variance); codes are the mean
     pretrains: ClassVar[bool] = True  # False: fit learns nothing (the untrained baseline ``none``)
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    # What an Optuna sweep tunes, in this order: the pretraining learning rate, then the method's own
+    # knobs (``tuned``; a subclass inherits it, or extends it with ``{**Parent.tuned, ...}``). Declared
+    # as data so a sweep, and a page, can say what each method was tuned over.
+    LR_RANGE: ClassVar[BaseDistribution] = FloatDistribution(1e-4, 3e-3, log=True)
+    tuned: ClassVar[dict[str, BaseDistribution]] = {}
 
     def __init__(self, cfg: MethodConfig, spec: DataSpec):
         self.cfg, self.spec = cfg, spec
@@ -124,8 +130,9 @@ class Method:
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
-        """Settings an Optuna sweep may change, sampled from ``trial``: the pretraining learning rate."""
-        return {"lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True)}
+        """Settings an Optuna sweep may change, sampled from ``trial``: the pretraining learning rate
+        and ``tuned``."""
+        return {name: suggest(trial, name, space) for name, space in {"lr": cls.LR_RANGE, **cls.tuned}.items()}
 
     # -- shared machinery -----------------------------------------------------------------
     def to(self, device: torch.device | str) -> Method:
@@ -212,3 +219,12 @@ def config_from_settings(cls: type, settings: dict[str, Any]) -> Any:
     """Build a config dataclass from the flat settings, taking only the fields it declares."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in settings.items() if k in names})
+
+
+def suggest(trial: Any, name: str, space: BaseDistribution) -> Any:
+    """Sample ``name`` from ``space`` through the trial's public API (float or categorical)."""
+    if isinstance(space, CategoricalDistribution):
+        return trial.suggest_categorical(name, list(space.choices))
+    if isinstance(space, FloatDistribution):
+        return trial.suggest_float(name, space.low, space.high, log=space.log, step=space.step)
+    raise TypeError(f"{name}: unsupported search space {space!r}; valid: FloatDistribution, CategoricalDistribution")

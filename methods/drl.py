@@ -13,9 +13,9 @@ to N(0, I), and encodes with its mean.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from torch import Tensor, nn
 
 from core.validation import setting
@@ -78,11 +78,8 @@ class DRL(DiffusionMethod):
     name = "drl"
     config_cls = DRLConfig
 
-    @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
-        return {**super().search_space(trial),
-                "reg_weight": trial.suggest_float("reg_weight", 1e-7, 1e-3, log=True),
-                "t_sampling": trial.suggest_categorical("t_sampling", ["uniform", "sigma-uniform"])}
+    tuned = {"reg_weight": FloatDistribution(1e-7, 1e-3, log=True),
+             "t_sampling": CategoricalDistribution(["uniform", "sigma-uniform"])}
 
     def _encode_train(self, x0: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
         """Code used to condition the score net, and the regulariser on it (per sample)."""

@@ -29,6 +29,7 @@ import torch
 from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
+from optuna.distributions import FloatDistribution
 from torch import Tensor, nn
 
 from core.validation import Choice, setting
@@ -70,10 +71,7 @@ class _Contrastive(Method):
         self.criterion = NTXentLoss(temperature=cfg.temperature, gather_distributed=True)
         return {"encoder": encoder, "projection": head}
 
-    @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
-        return {**super().search_space(trial),
-                "temperature": trial.suggest_float("temperature", 0.05, 1.0, log=True)}
+    tuned = {"temperature": FloatDistribution(0.05, 1.0, log=True)}
 
     def loss(self, views: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         both = torch.cat(views)  # one forward: BatchNorm sees both views together
@@ -130,10 +128,7 @@ class SimCLRGauss(_Contrastive):
     name = "simclr-gauss"
     config_cls = SimCLRGaussConfig
 
-    @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
-        return {**super().search_space(trial),
-                "gauss_std": trial.suggest_float("gauss_std", 0.05, 2.0, log=True)}
+    tuned = {**_Contrastive.tuned, "gauss_std": FloatDistribution(0.05, 2.0, log=True)}
 
     def prepare(self, images: Tensor) -> tuple[Tensor, Tensor]:
         x = self.normalise(images)

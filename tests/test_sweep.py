@@ -1,5 +1,6 @@
 """Optuna sweeps: validation-only objective, resumable studies, pruning, shared workers, finalize."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import torch
 from benchmarks import sweep
 from benchmarks.__main__ import main
 from benchmarks.store import ResultsStore
+from methods.base import METHODS, suggest
+from methods.training import Budget
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -107,3 +110,25 @@ def test_the_pruning_proxy_encodes_in_chunks_as_one_forward_would(toy_data, monk
     chunked = cache.encode_in_chunks(method, toy_data.val.images, [sweep.PROXY_T])[0]
     whole = method.encode(toy_data.val.images, torch.full((len(toy_data.val),), sweep.PROXY_T))
     torch.testing.assert_close(chunked, whole.cpu(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_declares_a_search_space_its_config_accepts(name):
+    # Generated for every registered method: the sampled settings are fields of its config, and each
+    # trained method tunes its pretraining learning rate first (equal tuning effort starts there).
+    method_cls = METHODS.get(name)
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    params = method_cls.search_space(trial)
+    own = {k: v for k, v in params.items() if k != "lr"}  # the learning rate is the budget's
+    fields = {f.name for f in dataclasses.fields(method_cls.config_cls)}
+    assert set(own) <= fields, set(own) - fields
+    if method_cls.pretrains:
+        assert list(params)[:1] == ["lr"] and set(own) == set(method_cls.tuned)
+        Budget(lr=params["lr"])
+    method_cls.config_cls(**own)  # every sampled value passes the config's declared checks
+
+
+def test_an_unsupported_search_space_is_named():
+    trial = optuna.create_study().ask()
+    with pytest.raises(TypeError, match="steps: unsupported search space"):
+        suggest(trial, "steps", optuna.distributions.IntDistribution(1, 5))
