@@ -188,8 +188,8 @@ class TrajectoryInputs:
         inputs = cls(ts, [f.transpose(0, 1).contiguous() for f in feats], labels, static)
         if 0 < train_images < len(labels[0]):
             subset = stratified_subset(encoded.data.train.labels, train_images, encoded.seed)
-            name = f"{encoded.data.name}-train-{train_images}-seed{encoded.seed}"
-            inputs.split_info = save_subset(subset, encoded.artifacts, name)
+            inputs.split_info = save_subset(subset, encoded.artifacts,
+                                            f"{encoded.data.name}-train-{train_images}-seed{encoded.seed}")
             index = subset.to(encoded.device)
             inputs.features[0], inputs.labels[0] = inputs.features[0][index], inputs.labels[0][index]
             inputs.train_images = train_images
