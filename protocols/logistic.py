@@ -9,8 +9,12 @@ the same minimiser; the intercept is not penalised). The problems share
 nothing but the data: they are solved together by full-batch L-BFGS in which
 each keeps its own curvature history and step (``batched_lbfgs``), in float64,
 until the largest gradient entry of each is below ``tol``. C is then chosen
-per t on validation accuracy (ties: the stronger penalty), and the test split
-is scored once with that choice. A choice at either end of the grid, or a
+per t on validation accuracy by the one-standard-error rule the SGD heads use
+(``one_standard_error_choice``: of the values within one binomial standard
+error of the best, the one nearest the middle of the grid), and the test split
+is scored once with that choice. Flat validation curves (codes on which the
+penalty no longer matters, or carry nothing) therefore do not land on an end;
+a choice at either end of the grid, which only a real trend gives, or a
 problem that did not reach ``tol``, is reported (``at_edge``, ``converged``).
 
 Why it is fast on codes that are far from white (DRL's span about 7 of 64
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from protocols.batched import at_grid_end
+from protocols.batched import at_grid_end, one_standard_error_choice
 
 DEFAULT_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0, 1e4)
 
@@ -209,10 +213,10 @@ def fit_select_score_logistic(train: tuple[Tensor, Tensor], val: tuple[Tensor, T
                               test: tuple[Tensor, Tensor], n_classes: int, Cs: Sequence[float],
                               max_iter: int = 1000, tol: float = 1e-6) -> LogisticSelection:
     """Fit on ``train`` for every (C, t), choose C per t on ``val``, score ``test`` once."""
-    Cs = sorted(Cs)  # ascending: index 0 is the strongest penalty, which wins ties
+    Cs = sorted(Cs)  # ascending: index 0 is the strongest penalty
     weights, biases, grad_max, iterations = fit_logistic(*train, n_classes, Cs, max_iter, tol)
     val_acc = accuracy(weights, biases, *val)  # (L, T)
-    chosen = val_acc.argmax(dim=0)  # first maximum: the smallest C among ties
+    chosen = one_standard_error_choice(val_acc, len(val[1]))
     cols = torch.arange(val_acc.shape[1], device=val_acc.device)
     best_w, best_b = weights[chosen, cols].unsqueeze(0), biases[chosen, cols].unsqueeze(0)
     test_acc = accuracy(best_w, best_b, *test)[0]

@@ -400,6 +400,21 @@ def test_cells_with_a_selection_at_an_edge_are_marked_and_counted(tmp_path):
     assert csv[csv.metric == "best_t"]["edge_n"].tolist() == [0]
 
 
+def test_a_method_whose_code_does_not_depend_on_t_counts_its_edges_once(tmp_path):
+    """SimCLR's one code per seed is shown in every t column; its selections are one per seed, so
+    its cells of a head count once, at an edge if any is (DRL's, time-conditioned, count per t)."""
+    import json as _json
+
+    from benchmarks.leaderboard import generate
+
+    rows = [{"dataset": "digits", "protocol": "probe", "method": method, "seed": 0, "metric": "accuracy",
+             "value": 0.9, "t": t, "head": "mlp", "setting": _json.dumps({"at_edge": method == "simclr"})}
+            for method in ("simclr", "drl") for t in (0.0, 0.5, 1.0)]
+    generate(pd.DataFrame(rows), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    assert "**1 of 4 cells (25.0 %)**; counted per seed, 1 of 4 selections (25.0 %)" in page
+
+
 def test_a_page_opens_with_its_answer_ranked_main_entries_apart_from_variants(tmp_path):
     store = ResultsStore(tmp_path / "store")
     for method, variant, acc in (("drl", "", 0.95), ("ae", "", 0.97), ("drl", "latent_dim=2", 0.80)):

@@ -9,6 +9,7 @@ import pandas as pd
 from benchmarks.leaderboard import budget, stats
 from benchmarks.leaderboard.aggregate import (
     AGG_COLUMNS,
+    AGG_KEYS,
     ENTRY_COLUMNS,
     PRIMARY_METRIC,
     metric_order,
@@ -135,8 +136,14 @@ def budget_section(page: pd.DataFrame, title: str, stem: str) -> tuple[list[str]
 
 def edge_counts(agg: pd.DataFrame) -> tuple[int, int, int, int]:
     """Cells with a selection at an edge of its grid for some seed, cells that record one; the same
-    counted per seed (rows)."""
+    counted per seed (rows). A method whose code does not depend on t (SimCLR, the untrained
+    encoder) is shown in every t column, but its codes, and so its selections, are one per seed:
+    its cells of one metric and head count once (at an edge if any of them is)."""
     known = agg[agg["edge_n"] > 0]
+    static = known["method"].map(_time_independent).astype(bool)
+    keys = [k for k in ("dataset", "protocol", *AGG_KEYS) if k in known.columns and k != "t"]
+    collapsed = known[static].groupby(keys, dropna=False, sort=False)[["at_edge", "edge_n"]].max().reset_index()
+    known = pd.concat([known[~static], collapsed], ignore_index=True)
     return (int((known["at_edge"] > 0).sum()), len(known), int(known["at_edge"].sum()),
             int(known["edge_n"].sum()))
 
@@ -149,8 +156,18 @@ def _edge_summary(agg: pd.DataFrame) -> list[str]:
             "(the linear head's L2 strength, an SGD head's learning rate, or its epoch: still improving "
             "when training stopped) sat at an end of its grid, so the grid or the training may be too "
             f"short: **{cells} of {known} cells ({100 * cells / known:.1f} %)**; counted per seed, "
-            f"{rows} of {known_rows} selections ({100 * rows / known_rows:.1f} %). Each row's `at_edge` is "
+            f"{rows} of {known_rows} selections ({100 * rows / known_rows:.1f} %); a method whose code does "
+            "not depend on t counts once per head, not once per t column. Each row's `at_edge` is "
             "in `python -m benchmarks results --format csv`.", ""]
+
+
+def _time_independent(method: str) -> bool:
+    from methods.base import METHODS  # the methods registry, upstream of this module
+
+    try:
+        return not METHODS.get(method).time_conditioned
+    except KeyError:  # a store row of a method this checkout no longer has
+        return False
 
 
 def _protocol_class(protocol: str) -> type | None:
