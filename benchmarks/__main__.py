@@ -17,7 +17,7 @@ import dataclasses
 import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -78,6 +78,18 @@ def _threads(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of threads (e.g. 1; "
                                          f"this machine has {os.cpu_count()} cores)")
     return n
+
+
+def _positive(what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of {what} (e.g. 2)")
+        return n
+    return parse
 
 
 def _fair_share_threads(requested: int | None) -> None:
@@ -147,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the --results-db database when it is PostgreSQL, "
                             "else sqlite:///RESULTS/optuna.sqlite)")
     sweep.add_argument("--study", default="", help="study name (default DATASET-METHOD-PROTOCOL-PRESET)")
+    sweep.add_argument("--workers", type=_positive("workers"), default=1,
+                       help="worker processes on this machine sharing the study (default 1); each takes "
+                            "cores/N intra-op threads unless --threads says otherwise")
     sweep.add_argument("--timeout", type=float, default=None, help="stop adding trials after SECONDS")
     sweep.add_argument("--seed", type=int, default=0, help="the trials' pretraining seed (default 0)")
     sweep.add_argument("--finalize", action="store_true",
@@ -284,7 +299,11 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
         data = load_dataset(args.dataset, root=args.data_root, download=args.download)
     except DatasetError as err:
         raise UsageError(str(err)) from None
-    study = sweep.run_sweep(req, data, plan.device)
+    try:
+        study = sweep.run_sweep(req, data, plan.device, workers=args.workers, threads=args.threads)
+    except sweep.SweepWorkerError as err:
+        print(f"python -m benchmarks: error: {err}", file=sys.stderr)
+        return 1
     done = sweep.finished_trials(study)
     print(f"study {study.study_name}: {len(study.trials)} trials, {len(done)} finished")
     if done:

@@ -19,6 +19,11 @@ share. Without ``--storage``, a sweep whose ``--results-db`` is PostgreSQL keeps
 its study in that database (Optuna's tables beside ``runs`` and ``results``):
 workers on many machines then share both. Rerunning a sweep adds trials to its
 study.
+
+Several workers on one machine: ``--workers N`` starts N processes on one study,
+the trials split between them, each with its share of the cores as intra-op
+threads (``cores // N`` unless ``--threads`` says otherwise), so that they do not
+oversubscribe the machine.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,8 +119,12 @@ def _through_psycopg(url: str) -> str:
 
 
 def load_study(req: SweepRequest) -> optuna.Study:
+    storage = create_storage(req.storage, req.results, req.results_db)
+    if isinstance(storage, str) and storage.startswith("sqlite"):
+        # several worker processes may write at once: wait for the file lock rather than fail
+        storage = optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 300}})
     return optuna.create_study(
-        storage=create_storage(req.storage, req.results, req.results_db), study_name=study_name(req), direction="maximize",
+        storage=storage, study_name=study_name(req), direction="maximize",
         load_if_exists=True, sampler=optuna.samplers.TPESampler(),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
 
@@ -166,6 +176,7 @@ def objective_for(req: SweepRequest, data: DataSplits, device: torch.device) -> 
         options = config_from_settings(TrainOptions, settings)  # precision, compile...: as a run would
         protocol_cfg = config_from_settings(protocol.config_cls, settings)
         seed_everything(req.seed)
+        trial.set_user_attr("threads", torch.get_num_threads())  # what this trial's worker ran with
         method = create_method(req.method, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
         method.fit(tuning.train, budget, progress=False, options=options,
                    on_step=_pruning_callback(trial, method, tuning, budget.iterations))
@@ -180,12 +191,75 @@ def objective_for(req: SweepRequest, data: DataSplits, device: torch.device) -> 
     return objective
 
 
-def run_sweep(req: SweepRequest, data: DataSplits, device: torch.device) -> optuna.Study:
+class SweepWorkerError(RuntimeError):
+    """A worker process of a sweep ended with an error (its traceback is on stderr above)."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may run on (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def fair_share(workers: int, cores: int | None = None) -> int:
+    """Intra-op threads for each of ``workers`` processes on one machine: every core used, none shared."""
+    return max(1, (usable_cores() if cores is None else cores) // workers)
+
+
+def worker_threads(workers: int, requested: int | None = None) -> int:
+    """``--threads`` if given, else ``$OMP_NUM_THREADS`` if set, else the fair share of the cores."""
+    if requested:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else fair_share(workers)
+
+
+def trial_shares(trials: int, workers: int) -> list[int]:
+    """``trials`` split as evenly as possible among at most ``workers`` workers (none gets zero)."""
+    workers = min(workers, trials)
+    return [trials // workers + (i < trials % workers) for i in range(workers)]
+
+
+def run_sweep(req: SweepRequest, data: DataSplits, device: torch.device, workers: int = 1,
+              threads: int | None = None) -> optuna.Study:
+    """Add ``req.trials`` trials to the study, in this process or in ``workers`` processes sharing it."""
+    if workers > 1:
+        _run_workers(req, data, device, workers, worker_threads(workers, threads))
+    else:
+        _optimize(req, data, device)
     study = load_study(req)
-    study.optimize(objective_for(req, data, device), n_trials=req.trials, timeout=req.timeout,
-                   catch=(FloatingPointError,))  # a diverging trial fails; the sweep goes on
     save_best(study, req)
     return study
+
+
+def _optimize(req: SweepRequest, data: DataSplits, device: torch.device) -> None:
+    load_study(req).optimize(objective_for(req, data, device), n_trials=req.trials, timeout=req.timeout,
+                             catch=(FloatingPointError,))  # a diverging trial fails; the sweep goes on
+
+
+def _worker(req: SweepRequest, data: DataSplits, device: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial from N workers is noise
+    _optimize(req, data, torch.device(device))
+
+
+def _run_workers(req: SweepRequest, data: DataSplits, device: torch.device, workers: int, threads: int) -> None:
+    load_study(req)  # create the study once, before the workers race to
+    context = torch.multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
+    processes = [context.Process(target=_worker, args=(dataclasses.replace(req, trials=n), data, str(device), threads))
+                 for n in trial_shares(req.trials, workers)]
+    print(f"sweep: {len(processes)} workers x {threads} threads, trials {trial_shares(req.trials, workers)}",
+          flush=True)
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise SweepWorkerError(f"{len(failed)} of {len(processes)} sweep workers failed (exit status "
+                               f"{', '.join(map(str, failed))}); the trials they finished are in the study: "
+                               f"rerun the same command to add the rest")
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

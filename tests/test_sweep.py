@@ -79,7 +79,35 @@ def test_two_workers_share_a_journal_study_and_finalize_records_the_budget(tmp_p
     assert "| 4 (shared) |" in (tmp_path / "b" / "digits" / "probe.md").read_text()
 
 
+def test_trials_and_cores_are_shared_out_evenly(monkeypatch):
+    assert sweep.trial_shares(5, 2) == [3, 2]
+    assert sweep.trial_shares(2, 4) == [1, 1]  # no worker without a trial
+    assert sweep.fair_share(2, cores=2) == 1 and sweep.fair_share(3, cores=16) == 5
+    assert sweep.fair_share(4, cores=2) == 1  # never zero threads
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert sweep.worker_threads(2) == sweep.fair_share(2)
+    assert sweep.worker_threads(2, requested=3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert sweep.worker_threads(2) == 7  # the user's setting beats the default
+
+
+def test_workers_split_the_trials_of_one_study_and_take_their_share_of_the_cores(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the spawned workers inherit the environment
+    results = tmp_path / "r"
+    args = ["sweep", "--method", "ae", "--protocol", "probe", "--preset", "smoke", "--trials", "3",
+            "--workers", "2", "--results", str(results), "--no-progress"]
+    assert main(args) == 0
+    # the default storage (SQLite) under two writers: no trial lost, none doubled
+    study = sweep.load_study(sweep.SweepRequest(method="ae", protocol="probe", preset="smoke",
+                                                results=str(results)))
+    assert sorted(t.number for t in study.trials) == [0, 1, 2]
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+    assert {t.user_attrs["threads"] for t in study.trials} == {sweep.fair_share(2)}
+    assert json.loads((results / "sweeps" / f"{study.study_name}.json").read_text())["trials"] == 3
+
+
 @pytest.mark.parametrize("extra,message", [
+    (["--workers", "0"], "'0' is not a positive number of workers"),
     (["--method", "drl,ae"], "sweep tunes one method on one protocol"),
     (["--trials", "0"], "--trials 0: give a positive number of trials"),
     (["--finalize"], "has no finished trial yet"),
