@@ -34,6 +34,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,7 @@ def objective_for(req: SweepRequest, data: DataSplits, device: torch.device) -> 
 
 
 class SweepWorkerError(RuntimeError):
-    """A worker process of a sweep ended with an error (its traceback is on stderr above)."""
+    """A worker process of a sweep ended with an error."""
 
 
 def usable_cores() -> int:
@@ -246,20 +247,17 @@ def _worker(req: SweepRequest, data: DataSplits, device: str, threads: int) -> N
 
 def _run_workers(req: SweepRequest, data: DataSplits, device: torch.device, workers: int, threads: int) -> None:
     load_study(req)  # create the study once, before the workers race to
-    context = torch.multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
-    processes = [context.Process(target=_worker, args=(dataclasses.replace(req, trials=n), data, str(device), threads))
-                 for n in trial_shares(req.trials, workers)]
-    print(f"sweep: {len(processes)} workers x {threads} threads, trials {trial_shares(req.trials, workers)}",
-          flush=True)
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    shares = trial_shares(req.trials, workers)
+    print(f"sweep: {len(shares)} workers x {threads} threads, trials {shares}", flush=True)
+    # spawn, not fork: a forked worker would inherit torch's thread pools and CUDA state
+    context = torch.multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
+        jobs = [pool.submit(_worker, dataclasses.replace(req, trials=n), data, str(device), threads) for n in shares]
+        errors = [job.exception() for job in jobs]
+    failed = [err for err in errors if err is not None]
     if failed:
-        raise SweepWorkerError(f"{len(failed)} of {len(processes)} sweep workers failed (exit status "
-                               f"{', '.join(map(str, failed))}); the trials they finished are in the study: "
-                               f"rerun the same command to add the rest")
+        raise SweepWorkerError(f"{len(failed)} of {len(jobs)} sweep workers failed ({failed[0]!r}); the trials "
+                               f"they finished are in the study: rerun the same command to add the rest")
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

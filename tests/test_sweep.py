@@ -106,6 +106,12 @@ def test_workers_split_the_trials_of_one_study_and_take_their_share_of_the_cores
     assert json.loads((results / "sweeps" / f"{study.study_name}.json").read_text())["trials"] == 3
 
 
+def test_a_failing_worker_is_reported_not_swallowed(tmp_path, toy_data):
+    req = _request(tmp_path, method="no-such-method")  # each worker fails when it builds its objective
+    with pytest.raises(sweep.SweepWorkerError, match="2 of 2 sweep workers failed"):
+        sweep.run_sweep(req, toy_data, torch.device("cpu"), workers=2, threads=1)
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--workers", "0"], "'0' is not a positive number of workers"),
     (["--method", "drl,ae"], "sweep tunes one method on one protocol"),
