@@ -1,0 +1,160 @@
+"""A comparison that fits a wall-clock budget: measure, size one budget for all, run.
+
+    python -m benchmarks.timeboxed --minutes 6                     # the reduced CIFAR-10 comparison, on a GPU
+    python -m benchmarks.timeboxed --minutes 6 --dry-run           # measure and plan only
+
+Every method gets the same pretraining budget (iterations x batch), so the
+ranking stays a comparison under one budget; the wall clock only decides how
+large that budget is. The steps:
+
+1. load the dataset (its time counts against the budget);
+2. time each method's training step at the preset on the real training images
+   (a few warm-up steps, then ``--measure-steps``) with the options a run uses
+   on that device (bf16 autocast, channels-last and fused Adam on CUDA);
+3. keep ``--eval-share`` of what is left for encoding and the protocol, and give
+   the rest to pretraining: ``iterations = seconds / sum(step time of each
+   method)``, the same for every method, rounded down;
+4. run ``python -m benchmarks run --set iterations=N`` on all methods, which
+   stores the rows (a budget of its own on the pages: grouped by images seen)
+   with that command as their reproduction line; then print the planned and the
+   spent wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from benchmarks.presets import PRESETS, settings_with
+from core.data import DatasetError, DataSplits
+from core.seeding import seed_everything
+from datasets import load_dataset
+from methods.base import (
+    Budget,
+    DataSpec,
+    TrainOptions,
+    available_methods,
+    config_from_settings,
+    create_method,
+    get_method_class,
+)
+
+DEFAULT_METHODS = ("drl", "vdrl", "ae", "cdae", "simclr-gauss")
+WARMUP_STEPS = 3  # cuDNN autotuning and allocator growth, not timed
+
+
+@dataclass(frozen=True)
+class StepTime:
+    method: str
+    seconds_per_step: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    iterations: int
+    pretrain_seconds: float   # planned for all methods together
+    reserved_seconds: float   # encoding and the protocol
+
+
+def time_step(name: str, data: DataSplits, preset: str, device: torch.device, steps: int,
+              overrides: dict | None = None) -> StepTime:
+    """Seconds per training step of ``name`` at ``preset`` on ``data``'s training images."""
+    settings = settings_with(preset, data.image_shape, overrides or {})
+    cfg = config_from_settings(get_method_class(name).config_cls, settings)
+    budget = config_from_settings(Budget, settings)
+    options = config_from_settings(TrainOptions, settings)
+    seed_everything(0)
+    method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
+    method.fit(data.train, dataclasses.replace(budget, iterations=WARMUP_STEPS), progress=False, options=options)
+    _synchronize(device)
+    started = time.perf_counter()
+    method.fit(data.train, dataclasses.replace(budget, iterations=steps), progress=False, options=options)
+    _synchronize(device)  # the device's time, not the launch queue's
+    return StepTime(name, (time.perf_counter() - started) / steps, budget.batch_size)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plan_budget(step_times: Sequence[StepTime], seconds_left: float, eval_share: float,
+                multiple: int = 10) -> Plan:
+    """One iteration count for every method: what the pretraining share of ``seconds_left`` holds."""
+    reserved = seconds_left * eval_share
+    pretrain = seconds_left - reserved
+    per_iteration = sum(s.seconds_per_step for s in step_times)  # one step of every method
+    iterations = max(multiple, math.floor(pretrain / per_iteration / multiple) * multiple)
+    return Plan(iterations, iterations * per_iteration, reserved)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.timeboxed", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget of the whole comparison")
+    parser.add_argument("--method", default=",".join(DEFAULT_METHODS), help="comma-separated methods")
+    parser.add_argument("--protocol", default="probe", help="comma-separated protocols (default probe)")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--preset", default="paper", choices=list(PRESETS))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--measure-steps", type=int, default=20, help="timed steps per method (default 20)")
+    parser.add_argument("--eval-share", type=float, default=0.3,
+                        help="share of the time left after measuring kept for encoding and the protocol")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--leaderboards", default="leaderboards")
+    parser.add_argument("--dry-run", action="store_true", help="measure and print the plan; run nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks.__main__ import main as benchmarks_main
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    methods = [m for m in args.method.split(",") if m]
+    unknown = [m for m in methods if m not in available_methods()]
+    if unknown:
+        parser.exit(2, f"{parser.prog}: error: unknown method {unknown[0]!r}; valid: "
+                       f"{', '.join(available_methods())}\n")
+    if not args.minutes > 0 or args.measure_steps < 1 or not 0 <= args.eval_share < 1:
+        parser.exit(2, f"{parser.prog}: error: --minutes {args.minutes}, --measure-steps {args.measure_steps}, "
+                       f"--eval-share {args.eval_share}: valid are minutes > 0, steps >= 1, 0 <= share < 1\n")
+    start = time.perf_counter()
+    deadline = start + args.minutes * 60
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    try:
+        data = load_dataset(args.dataset, root=args.data_root)
+    except DatasetError as err:
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
+    print(f"timeboxed: {args.dataset} loaded in {time.perf_counter() - start:.0f} s; timing "
+          f"{args.measure_steps} steps of {', '.join(methods)} at {args.preset} on {device}", flush=True)
+    steps = [time_step(m, data, args.preset, device, args.measure_steps) for m in methods]
+    for s in steps:
+        print(f"  {s.method}: {s.seconds_per_step * 1000:.1f} ms per step of {s.batch_size} "
+              f"({s.batch_size / s.seconds_per_step:.0f} images/s)")
+    plan = plan_budget(steps, deadline - time.perf_counter(), args.eval_share)
+    print(f"timeboxed: {plan.iterations} iterations for every method: {plan.pretrain_seconds:.0f} s of "
+          f"pretraining in all, {plan.reserved_seconds:.0f} s kept for encoding and {args.protocol}", flush=True)
+    run = ["run", "--method", ",".join(methods), "--protocol", args.protocol, "--dataset", args.dataset,
+           "--preset", args.preset, "--device", args.device, "--seeds", args.seeds,
+           "--set", f"iterations={plan.iterations}", "--results", args.results, "--leaderboards", args.leaderboards]
+    run += ["--data-root", args.data_root] * (args.data_root != "data")  # the stored command as a user types it
+    run += ["--dry-run"] * args.dry_run + ["--no-progress"] * args.no_progress
+    code = benchmarks_main(run)
+    spent = time.perf_counter() - start
+    print(f"timeboxed: {spent:.0f} s spent of {args.minutes * 60:.0f} s planned ({spent / (args.minutes * 60):.2f}x)")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
