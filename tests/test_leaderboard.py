@@ -432,3 +432,34 @@ def test_a_page_opens_with_its_answer_ranked_main_entries_apart_from_variants(tm
     assert main.index("| ae | quick | 128,000 | 1.0 | 97.50") < main.index("| drl | quick | 128,000 | 2.0 | 95.50")
     assert "drl [latent_dim=2]" in variants and "drl [latent_dim=2]" not in main
     assert page.count("](probe_accuracy_vs_t.png)") == 1, "the main figure is shown once, in the answer"
+
+
+def _tuned_store(tmp_path, trials_of: dict[str, int]):
+    store = ResultsStore(tmp_path / "store")
+    entries = [("drl", "", None, 0.95), ("ae", "", None, 0.97), ("drl", "latent_dim=2", None, 0.80)]
+    entries += [(m, f"lr=0.0003; study={m}", n, 0.96) for m, n in trials_of.items()]
+    for method, variant, trials, acc in entries:
+        config = {"budget": {"iterations": 1000, "batch_size": 128}}
+        if trials:
+            config["sweep"] = {"study": f"digits-{method}-probe-quick", "trials": trials, "best_value": 0.9}
+        for seed in (0, 1):
+            run = RunInfo(dataset="digits", method=method, protocol="probe", preset="quick", seed=seed,
+                          variant=variant, config=config, command=f"python -m benchmarks run --method {method}")
+            store.write(run, [Record("best_t_accuracy", acc + seed / 100, head="linear")])
+    generate(store.frame(), tmp_path / "lb")
+    page = (tmp_path / "lb" / "digits" / "probe.md").read_text()
+    return page[page.index("## Answer"):page.index("## Produced by")]
+
+
+def test_tuned_entries_get_their_own_table_saying_how_many_trials_each_method_had(tmp_path):
+    answer = _tuned_store(tmp_path, {"drl": 8, "ae": 8})
+    main, rest = answer.split("Tuned on validation")
+    tuned, variants = rest.split("Variants (overridden settings):")
+    assert tuned.startswith(" (Optuna, `python -m benchmarks sweep`), 8 trials each")
+    assert "drl [lr=0.0003; study=drl]" in tuned and "ae [lr=0.0003; study=ae]" in tuned
+    assert "study=" not in main and "study=" not in variants and "drl [latent_dim=2]" in variants
+
+
+def test_unequal_tuning_effort_is_spelled_out(tmp_path):
+    answer = _tuned_store(tmp_path, {"drl": 20, "ae": 8})
+    assert "unequal effort: ae 8, drl 20 trials" in answer

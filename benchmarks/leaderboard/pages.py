@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pandas as pd
@@ -95,8 +96,13 @@ def _answer_section(agg: pd.DataFrame, page: pd.DataFrame, figures: dict[str, li
         lambda v: ", ".join(f"{int(n):,}" for n in sorted(set(v)) if n != budget.UNRECORDED) or DASH)
     cells = {(r["method"], r["variant"], r["preset"], r["column"]): Cell.of(r) for r in rows.to_dict(orient="records")}
     means = pd.DataFrame([{"entry": k[:3], "column": k[3], "mean": c.mean} for k, c in cells.items()])
+    trials = page.groupby(list(ENTRY_COLUMNS))["config"].agg(sweep_trials)
+    tuned = {e for e, n in trials.items() if n}
+    groups = (("", lambda e: e[1] == "" and e not in tuned),
+              (_tuned_title({e: trials[e] for e in tuned}), lambda e: e in tuned),
+              ("Variants (overridden settings):", lambda e: e[1] != "" and e not in tuned))
     tables = []
-    for title, keep in (("", lambda e: e[1] == ""), ("Variants (overridden settings):", lambda e: e[1] != "")):
+    for title, keep in groups:
         part = means[means["entry"].map(keep)]
         if part.empty:
             continue
@@ -110,6 +116,21 @@ def _answer_section(agg: pd.DataFrame, page: pd.DataFrame, figures: dict[str, li
     intro = (f"{metric}{' (%)' if is_accuracy(metric) else ''}: {what}, mean ± std [95% interval] (n) over "
              "seeds; entries ranked within each column (1 = best), the mean of those ranks shown.")
     return [*lines, intro, "", *tables]
+
+
+def sweep_trials(configs: pd.Series) -> int:
+    """How many Optuna trials chose an entry's settings (0: the preset's own, untuned)."""
+    counts = {json.loads(c).get("sweep", {}).get("trials", 0) for c in configs if isinstance(c, str) and c}
+    return max(counts, default=0)
+
+
+def _tuned_title(trials: dict[tuple, int]) -> str:
+    """'Tuned ..., N trials each', or each method's count where the effort differed."""
+    counts = set(trials.values())
+    effort = (f"{counts.pop()} trials each" if len(counts) == 1 else "unequal effort: " + ", ".join(
+        f"{entry_name(e[0], '')} {n}" for e, n in sorted(trials.items())) + " trials")
+    return (f"Tuned on validation (Optuna, `python -m benchmarks sweep`), {effort}; settings in the "
+            "entry's name:")
 
 
 def budget_section(page: pd.DataFrame, title: str, stem: str) -> tuple[list[str], Figure | None]:
