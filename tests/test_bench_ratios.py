@@ -14,6 +14,10 @@ BENCHMARKS = [
     _bench("test_probe_loop[linear]", "probe", 12.0),
     _bench("test_probe_batched[mlp]", "probe", 1.0),
     _bench("test_probe_loop[mlp]", "probe", 30.0),
+    _bench("test_probe_batched[mlp-quick-cpu]", "probe", 1.0),
+    _bench("test_probe_loop[mlp-quick-cpu]", "probe", 3.0),
+    _bench("test_logistic_batched", "logistic", 1.0),
+    _bench("test_logistic_loop", "logistic", 12.0),
     _bench("test_encode_trajectory_batched", "trajectory", 2.0),
     _bench("test_encode_trajectory_loop", "trajectory", 2.2),
     _bench("test_encode_trajectory_loop_at_its_best_batch", "trajectory", 1.0),  # a variant: no target
@@ -24,7 +28,9 @@ BENCHMARKS = [
 
 def test_ratio_is_loop_over_batched_min_time_per_group_and_param():
     assert ratio_lines(BENCHMARKS) == [
+        "logistic: batched is 12.0x faster than loop (target 10x)",
         "probe[linear]: batched is 24.0x faster than loop (target 20x)",
+        "probe[mlp-quick-cpu]: batched is 3.0x faster than loop (target 4x, not met)",  # the CPU's own target
         "probe[mlp]: batched is 30.0x faster than loop (target 20x)",
         "trajectory: batched is 1.1x faster than loop (target 1.5x, not met)",
         "trajectory: batched is 0.5x faster than loop_at_its_best_batch",
