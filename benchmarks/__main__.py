@@ -69,27 +69,20 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def _threads(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of threads (e.g. 1; "
-                                         f"this machine has {os.cpu_count()} cores)")
-    return n
-
-
-def _positive(what: str) -> Callable[[str], int]:
+def _positive(what: str, hint: str = "") -> Callable[[str], int]:
+    """An argparse type: a positive integer, or one line naming the bad value (``hint``: what is sensible)."""
     def parse(text: str) -> int:
         try:
             n = int(text)
         except ValueError:
             n = 0
         if n < 1:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of {what} (e.g. 2)")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of {what} ({hint or 'e.g. 2'})")
         return n
     return parse
+
+
+_threads = _positive("threads", f"e.g. 1; this machine has {os.cpu_count()} cores")
 
 
 def _fair_share_threads(requested: int | None) -> None:

@@ -7,7 +7,8 @@ Every method gets the same pretraining budget (iterations x batch), so the
 ranking stays a comparison under one budget; the wall clock only decides how
 large that budget is. The steps:
 
-1. load the dataset (its time counts against the budget);
+1. check the run as ``run`` does and load the dataset (its time counts against the budget,
+   twice: the run loads it again);
 2. time each method's training step at the preset on the real training images
    (a few warm-up steps, then ``--measure-steps``) with the options a run uses
    on that device (bf16 autocast, channels-last and fused Adam on CUDA);
@@ -31,19 +32,13 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.presets import PRESETS, settings_with
-from core.data import DatasetError, DataSplits
+from benchmarks.__main__ import _seeds
+from benchmarks.__main__ import main as benchmarks_main
+from benchmarks.plan import RunRequest, Setup
+from benchmarks.presets import PRESETS
+from benchmarks.runner import UsageError, prepare, validate
 from core.seeding import seed_everything
-from datasets import load_dataset
-from methods.base import (
-    Budget,
-    DataSpec,
-    TrainOptions,
-    available_methods,
-    config_from_settings,
-    create_method,
-    get_method_class,
-)
+from methods.base import DataSpec, create_method
 
 DEFAULT_METHODS = ("drl", "vdrl", "ae", "cdae", "simclr-gauss")
 WARMUP_STEPS = 3  # cuDNN autotuning and allocator growth, not timed
@@ -57,21 +52,19 @@ class StepTime:
 
 
 @dataclass(frozen=True)
-class Plan:
+class TimedBudget:
+    """One pretraining budget for every method, and the wall time it is planned to take."""
+
     iterations: int
     pretrain_seconds: float   # planned for all methods together
     reserved_seconds: float   # encoding and the protocol
 
 
-def time_step(name: str, data: DataSplits, preset: str, device: torch.device, steps: int,
-              overrides: dict | None = None) -> StepTime:
-    """Seconds per training step of ``name`` at ``preset`` on ``data``'s training images."""
-    settings = settings_with(preset, data.image_shape, overrides or {})
-    cfg = config_from_settings(get_method_class(name).config_cls, settings)
-    budget = config_from_settings(Budget, settings)
-    options = config_from_settings(TrainOptions, settings)
+def time_step(name: str, setup: Setup, device: torch.device, steps: int) -> StepTime:
+    """Seconds per training step of ``name`` with the run's config, budget and options on its training images."""
+    data, budget, options = setup.data, setup.budget, setup.options
     seed_everything(0)
-    method = create_method(name, cfg, DataSpec(data.image_shape, data.mean, data.std)).to(device)
+    method = create_method(name, setup.method_cfgs[name], DataSpec(data.image_shape, data.mean, data.std)).to(device)
     method.fit(data.train, dataclasses.replace(budget, iterations=WARMUP_STEPS), progress=False, options=options)
     _synchronize(device)
     started = time.perf_counter()
@@ -86,13 +79,13 @@ def _synchronize(device: torch.device) -> None:
 
 
 def plan_budget(step_times: Sequence[StepTime], seconds_left: float, eval_share: float,
-                multiple: int = 10) -> Plan:
+                multiple: int = 10) -> TimedBudget:
     """One iteration count for every method: what the pretraining share of ``seconds_left`` holds."""
     reserved = seconds_left * eval_share
     pretrain = seconds_left - reserved
     per_iteration = sum(s.seconds_per_step for s in step_times)  # one step of every method
     iterations = max(multiple, math.floor(pretrain / per_iteration / multiple) * multiple)
-    return Plan(iterations, iterations * per_iteration, reserved)
+    return TimedBudget(iterations, iterations * per_iteration, reserved)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--preset", default="paper", choices=list(PRESETS))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--seeds", type=_seeds, default=(0,), help="comma-separated integers (default 0)")
     parser.add_argument("--measure-steps", type=int, default=20, help="timed steps per method (default 20)")
     parser.add_argument("--eval-share", type=float, default=0.3,
                         help="share of the time left after measuring kept for encoding and the protocol")
@@ -116,38 +109,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.__main__ import main as benchmarks_main
-
     parser = build_parser()
     args = parser.parse_args(argv)
-    methods = [m for m in args.method.split(",") if m]
-    unknown = [m for m in methods if m not in available_methods()]
-    if unknown:
-        parser.exit(2, f"{parser.prog}: error: unknown method {unknown[0]!r}; valid: "
-                       f"{', '.join(available_methods())}\n")
-    if not args.minutes > 0 or args.measure_steps < 1 or not 0 <= args.eval_share < 1:
-        parser.exit(2, f"{parser.prog}: error: --minutes {args.minutes}, --measure-steps {args.measure_steps}, "
-                       f"--eval-share {args.eval_share}: valid are minutes > 0, steps >= 1, 0 <= share < 1\n")
-    start = time.perf_counter()
-    deadline = start + args.minutes * 60
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
     try:
-        data = load_dataset(args.dataset, root=args.data_root)
-    except DatasetError as err:
+        return _timeboxed(args)
+    except UsageError as err:  # the run's own checks: one line, exit status 2, as for `run`
         parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
-    print(f"timeboxed: {args.dataset} loaded in {time.perf_counter() - start:.0f} s; timing "
-          f"{args.measure_steps} steps of {', '.join(methods)} at {args.preset} on {device}", flush=True)
-    steps = [time_step(m, data, args.preset, device, args.measure_steps) for m in methods]
+
+
+def _timeboxed(args: argparse.Namespace) -> int:
+    if not args.minutes > 0 or args.measure_steps < 1 or not 0 <= args.eval_share < 1:
+        raise UsageError(f"--minutes {args.minutes}, --measure-steps {args.measure_steps}, --eval-share "
+                         f"{args.eval_share}: valid are minutes > 0, steps >= 1, 0 <= share < 1")
+    start = time.perf_counter()
+    request = RunRequest(
+        methods=tuple(m for m in args.method.split(",") if m), protocols=tuple(args.protocol.split(",")),
+        dataset=args.dataset, preset=args.preset, seeds=args.seeds, data_root=args.data_root,
+        results=args.results, leaderboards=args.leaderboards, device=args.device)
+    plan = validate(request)  # every name, the device, the folders, the data, every config: before timing
+    setup = prepare(plan)
+    load_s = time.perf_counter() - start
+    print(f"timeboxed: {args.dataset} loaded and checked in {load_s:.0f} s; timing {args.measure_steps} steps "
+          f"of {', '.join(request.methods)} at {args.preset} on {plan.device}", flush=True)
+    steps = [time_step(m, setup, plan.device, args.measure_steps) for m in request.methods]
     for s in steps:
         print(f"  {s.method}: {s.seconds_per_step * 1000:.1f} ms per step of {s.batch_size} "
               f"({s.batch_size / s.seconds_per_step:.0f} images/s)")
-    plan = plan_budget(steps, deadline - time.perf_counter(), args.eval_share)
-    print(f"timeboxed: {plan.iterations} iterations for every method: {plan.pretrain_seconds:.0f} s of "
-          f"pretraining in all, {plan.reserved_seconds:.0f} s kept for encoding and {args.protocol}", flush=True)
-    run = ["run", "--method", ",".join(methods), "--protocol", args.protocol, "--dataset", args.dataset,
-           "--preset", args.preset, "--device", args.device, "--seeds", args.seeds,
-           "--set", f"iterations={plan.iterations}", "--results", args.results, "--leaderboards", args.leaderboards]
+    # the run below loads and checks the data again: keep that time too
+    left = start + args.minutes * 60 - time.perf_counter() - load_s
+    budget = plan_budget(steps, left, args.eval_share)
+    print(f"timeboxed: {budget.iterations} iterations for every method: {budget.pretrain_seconds:.0f} s of "
+          f"pretraining in all, {budget.reserved_seconds:.0f} s kept for encoding and {args.protocol}", flush=True)
+    run = ["run", "--method", ",".join(request.methods), "--protocol", args.protocol, "--dataset", args.dataset,
+           "--preset", args.preset, "--device", args.device, "--seeds", ",".join(map(str, args.seeds)),
+           "--set", f"iterations={budget.iterations}", "--results", args.results, "--leaderboards", args.leaderboards]
     run += ["--data-root", args.data_root] * (args.data_root != "data")  # the stored command as a user types it
     run += ["--dry-run"] * args.dry_run + ["--no-progress"] * args.no_progress
     code = benchmarks_main(run)

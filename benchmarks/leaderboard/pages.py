@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import pandas as pd
@@ -26,7 +25,7 @@ from benchmarks.leaderboard.markdown import (
     pivot_table,
 )
 from benchmarks.leaderboard.plots import entry_name, is_accuracy, setting_text
-from benchmarks.leaderboard.provenance import commands_section, compute_table
+from benchmarks.leaderboard.provenance import commands_section, compute_table, sweeps
 
 GENERATOR = "python -m benchmarks leaderboard"
 
@@ -99,7 +98,7 @@ def _answer_section(agg: pd.DataFrame, page: pd.DataFrame, figures: dict[str, li
     trials = page.groupby(list(ENTRY_COLUMNS))["config"].agg(sweep_trials)
     tuned = {e for e, n in trials.items() if n}
     groups = (("", lambda e: e[1] == "" and e not in tuned),
-              (_tuned_title({e: trials[e] for e in tuned}), lambda e: e in tuned),
+              (_tuned_title({e: trials[e] for e in tuned}) if tuned else "", lambda e: e in tuned),
               ("Variants (overridden settings):", lambda e: e[1] != "" and e not in tuned))
     tables = []
     for title, keep in groups:
@@ -120,8 +119,7 @@ def _answer_section(agg: pd.DataFrame, page: pd.DataFrame, figures: dict[str, li
 
 def sweep_trials(configs: pd.Series) -> int:
     """How many Optuna trials chose an entry's settings (0: the preset's own, untuned)."""
-    counts = {json.loads(c).get("sweep", {}).get("trials", 0) for c in configs if isinstance(c, str) and c}
-    return max(counts, default=0)
+    return max((s["trials"] for s in sweeps(configs)), default=0)
 
 
 def _tuned_title(trials: dict[tuple, int]) -> str:

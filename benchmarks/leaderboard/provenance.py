@@ -63,14 +63,15 @@ def _fmt_mean(values: pd.Series, fmt: str) -> str:
     return DASH if math.isnan(m) else format(m, fmt)
 
 
+def sweeps(configs: pd.Series) -> list[dict]:
+    """The Optuna studies (``config["sweep"]``) that chose the settings of these runs; none if untuned."""
+    found = (json.loads(text).get("sweep") for text in configs if isinstance(text, str) and text)
+    return [sweep for sweep in found if sweep]
+
+
 def _sweep_trials(configs: pd.Series) -> str:
     """How many Optuna trials chose an entry's settings ('–': the preset's, untuned)."""
-    trials = set()
-    for text in configs:
-        sweep = json.loads(text).get("sweep") if isinstance(text, str) and text else None
-        if sweep:
-            trials.add(f"{sweep['trials']} ({sweep['study']})")
-    return ", ".join(sorted(trials)) or DASH
+    return ", ".join(sorted({f"{s['trials']} ({s['study']})" for s in sweeps(configs)})) or DASH
 
 
 def compute_table(page: pd.DataFrame) -> list[str]:
