@@ -27,6 +27,7 @@ OPTIONS = {
     "fp32": TrainOptions(precision="fp32", channels_last=False),
     "bf16+channels_last+fused": TrainOptions(),  # the CUDA default
     "bf16+channels_last+fused+compile": TrainOptions(compile=True),
+    "fp32+compile": TrainOptions(precision="fp32", channels_last=False, compile=True),  # a CPU's best
 }
 
 
