@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import zlib
 
+import numpy as np
 import pytest
 
 from benchmarks.leaderboard import check, claims, generate, normalise
@@ -20,7 +22,11 @@ from benchmarks.leaderboard.claims import (
 from benchmarks.store import ResultsStore, RunInfo
 from core.records import Record
 
-JITTER = (0.0, 0.004, -0.003)  # per seed: a realistic spread, so the t-tests have something to test
+
+def _noise(sd: float, *key: object) -> np.ndarray:
+    """Per seed (3), a deterministic draw of its own for each key (method, t, head...): paired
+    differences then spread, as real ones do, so the t-tests have something to test."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode())).normal(0.0, sd, 3)
 
 
 def _write(store: ResultsStore, method: str, seed: int, records: list[Record], protocol: str = "probe",
@@ -35,7 +41,7 @@ def _write(store: ResultsStore, method: str, seed: int, records: list[Record], p
 def _best_t(store: ResultsStore, accuracies: dict[str, float], seeds=(0, 1, 2), **kwargs) -> None:
     for method, acc in accuracies.items():
         for seed in seeds:
-            a = acc + JITTER[seed]
+            a = acc + _noise(0.003, method, *sorted(kwargs.items()))[seed]
             _write(store, method, seed, [Record("best_t_accuracy", a, head="linear"),
                                          Record("best_t_accuracy", a + 0.005, head="mlp")], **kwargs)
 
@@ -95,7 +101,7 @@ def test_each_budget_is_its_own_context_with_its_own_verdict(tmp_path):
 
 def _per_t(store: ResultsStore, method: str, at: dict[float, float], heads=("linear", "mlp")) -> None:
     for seed in (0, 1, 2):
-        _write(store, method, seed, [Record("accuracy", a + JITTER[seed] / 4, t=t, head=h,
+        _write(store, method, seed, [Record("accuracy", a + _noise(0.001, method, t, h)[seed], t=t, head=h,
                                             extra={"val_accuracy": a})
                                      for t, a in at.items() for h in heads])
 
@@ -138,6 +144,30 @@ def test_a_constant_side_is_a_one_sample_test():
                      "equivalent", "t_final", margin=0.1)
     assert judge([near_half])[0].verdict == SUPPORTED
     assert judge([near_half])[0].n == 3
+
+
+def _semisup_t(store: ResultsStore, method: str, t_start: float, t_finals: tuple[float, ...],
+               variant: str = "") -> None:
+    for seed, t_final in enumerate(t_finals):
+        _write(store, method, seed, [Record("t_final", t_final, labels=10, head="no mixup",
+                                            extra={"t_start": t_start, "t_final": t_final})],
+               protocol="semisup", variant=variant)
+
+
+def test_a_learnt_t_counts_only_when_it_started_away_from_half(tmp_path):
+    store = ResultsStore(tmp_path / "store")
+    for method in ("drl", "vdrl"):  # the default start: a t that never moved
+        _semisup_t(store, method, 0.5, (0.5, 0.5, 0.5))
+    assert _verdicts(tmp_path)[("7b", CONTEXT)] == NOT_MEASURED
+    page = claims.claims_page(normalise(store.frame()), "python -m benchmarks leaderboard")
+    assert "--protocol semisup --seeds 0,1,2 --set t_init=0.9" in page
+
+    for method, finals in (("drl", (0.52, 0.47, 0.55)), ("vdrl", (0.45, 0.50, 0.53))):
+        _semisup_t(store, method, 0.9, finals, variant="t_init=0.9")
+    assert _verdicts(tmp_path)[("7b", CONTEXT)] == SUPPORTED, "both moved from 0.9 to near 0.5"
+
+    _semisup_t(store, "vdrl", 0.9, (0.86, 0.88, 0.87), variant="t_init=0.9")  # rerun: it stayed near its start
+    assert _verdicts(tmp_path)[("7b", CONTEXT)] == CONTRADICTED
 
 
 def test_holm_adjusts_the_contradictions_of_a_claim():

@@ -6,8 +6,10 @@ import filecmp
 import math
 import statistics
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from benchmarks.leaderboard import format_summary, generate
 from benchmarks.store import ResultsStore, RunInfo
@@ -258,24 +260,33 @@ def test_pairwise_metric_gets_a_heatmap_and_per_t_metrics_lines_or_bars(tmp_path
 
 
 def test_semisup_page_has_the_shape_of_table_1(tmp_path):
+    jitter = {("none", "no mixup"): (0.0, -0.001, 0.002), ("drl", "no mixup"): (0.0, 0.002, -0.001),
+              ("drl", "mixup"): (0.001, 0.0, 0.002)}  # paired differences that spread, as real ones do
     rows = []
     for method, head, acc in (("none", "no mixup", 0.70), ("drl", "no mixup", 0.80), ("drl", "mixup", 0.75)):
-        for seed in (0, 1):
+        for seed in (0, 1, 2):
             for labels in (10, 100):
                 rows.append({"dataset": "toy", "method": method, "protocol": "semisup", "seed": seed,
-                             "metric": "accuracy", "value": acc + labels / 1000 + seed / 100, "head": head,
-                             "labels": labels})
+                             "metric": "accuracy", "value": acc + labels / 1000 + seed / 100
+                             + jitter[method, head][seed], "head": head, "labels": labels})
     generate(pd.DataFrame(rows), tmp_path)
     page = (tmp_path / "toy" / "semisup.md").read_text()
     assert "## Table 1: test accuracy by label count, initialisation and mixup" in page
     assert "| labels | drl · mixup | drl · no mixup | none · no mixup |" in page
-    # Rows sorted as numbers; cells mean ± std (n) over seeds; the best of a row in bold.
-    # n = 2: t_{0.975, 1} = 12.706205, half-width 12.706205 * 0.7071 / sqrt(2) = 6.35 points.
-    # drl · no mixup beats drl · mixup by 5 points on both seeds (paired): a dagger; the next gap too.
-    assert ("| 10 | 76.50 ± 0.71 [70.15, 82.85] (2) † | **81.50** ± 0.71 [75.15, 87.85] (2) † "
-            "| 71.50 ± 0.71 [65.15, 77.85] (2) |") in page
-    # Paired over seeds, drl beats none (same head, "no mixup") by 10 points on both seeds: a dagger.
-    assert "| drl |  | no mixup | 10 | **81.50** ± 0.71 [75.15, 87.85] (2) † |" in page
+
+    def cell(method: str, head: str, best: bool = False) -> str:  # mean ± std [95% t interval] (n), in %
+        v = 100 * (np.array([0.70 if method == "none" else 0.80 if head == "no mixup" else 0.75] * 3)
+                   + 0.01 + np.arange(3) / 100 + np.array(jitter[method, head]))
+        half = scipy_stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3)
+        mean = f"**{v.mean():.2f}**" if best else f"{v.mean():.2f}"
+        return f"{mean} ± {v.std(ddof=1):.2f} [{v.mean() - half:.2f}, {v.mean() + half:.2f}] (3)"
+
+    # Rows sorted as numbers; the best of a row in bold. drl · no mixup beats drl · mixup by about
+    # 5 points in every seed (paired t-test, p < 0.05): a dagger; and drl · mixup beats none likewise.
+    assert (f"| 10 | {cell('drl', 'mixup')} † | {cell('drl', 'no mixup', best=True)} † "
+            f"| {cell('none', 'no mixup')} |") in page
+    # Paired over seeds, drl beats none (same head, "no mixup") by 10 points in every seed: a dagger.
+    assert f"| drl |  | no mixup | 10 | {cell('drl', 'no mixup', best=True)} † |" in page
     assert page.index("| 10 |") < page.index("| 100 |")
     assert "![accuracy against the number of labelled images](semisup_accuracy_vs_labels.png)" in page
 

@@ -137,15 +137,39 @@ def test_training_pool_holds_the_labelled_images():
 # -- the classifier and its learnable t ---------------------------------------------------------
 
 
-def test_learnable_t_receives_gradients(toy_data):
+def test_learnable_t_receives_gradients_only_through_running_statistics(toy_data):
+    """t enters each block as a per-channel bias just before a BatchNorm. With running statistics (eval
+    mode) the loss reaches t; in training mode the batch's statistics remove a bias the whole batch
+    shares, so the loss gradient reaching t is zero (as in the reference's WRN-28-2): only weight decay
+    (``t_weight_decay``) can move it there."""
     method, _ = smoke_method("drl", toy_data)
-    model = SemisupClassifier(method, num_classes=3, t_init=0.5)
-    assert model.t == pytest.approx(0.5)
-    x = method.normalise(toy_data.train.images[:16])
-    torch.nn.functional.cross_entropy(model(x), toy_data.train.labels[:16]).backward()
-    assert model.t_logit.grad is not None and model.t_logit.grad.abs() > 0
+    x, y = method.normalise(toy_data.train.images[:16]), toy_data.train.labels[:16]
+    grads = {}
+    for mode in ("eval", "train"):
+        model = SemisupClassifier(method, num_classes=3, t_init=0.9)
+        assert model.t == pytest.approx(0.9)
+        model.train(mode == "train")
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        grads[mode] = model.t_logit.grad.abs().item()
+    assert grads["eval"] > 1e-4 and grads["train"] < 1e-3 * grads["eval"], grads
     # The evaluated method's encoder is a copy: training the classifier never touches it.
     assert all(p.grad is None for p in method.ema.module.parameters())
+
+
+def test_t_weight_decay_pulls_t_to_half_as_the_reference(toy_data):
+    method, _ = smoke_method("drl", toy_data)
+    settings = preset_settings("smoke", toy_data.image_shape)
+    t_after = {}
+    for decay in (False, True):
+        cfg = config_from_settings(SemisupConfig, {**settings, "t_init": 0.9, "t_weight_decay": decay,
+                                                   "semisup_weight_decay": 0.1})
+        net = LaplaceNet(method, toy_data, cfg, torch.arange(6), torch.arange(len(toy_data.train)),
+                         torch.device("cpu"))
+        for _ in range(3):
+            net._train_step(net.labelled_images, net.labelled_labels, torch.zeros(6, dtype=torch.bool))
+        t_after[decay] = net.model.t
+    assert t_after[False] == pytest.approx(0.9, abs=1e-4)  # no force on t but a zero loss gradient
+    assert 0.5 < t_after[True] < 0.9 - 1e-3
 
 
 def test_a_static_or_frozen_t_gets_no_gradient(toy_data):

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -50,8 +51,16 @@ def test_paired_t_test_matches_the_closed_form_for_three_seeds():
 def test_paired_test_needs_two_shared_seeds_and_handles_constant_differences():
     assert math.isnan(paired_p_value({0: 1.0, 1: 2.0}, {1: 0.0, 2: 0.0}))
     assert not significantly_better({0: 1.0}, {0: 0.0})
-    assert paired_p_value({0: 0.9, 1: 0.8}, {0: 0.8, 1: 0.7}) == 0.0  # better by 0.1 on every seed
-    assert paired_p_value({0: 0.8, 1: 0.7}, {0: 0.8, 1: 0.7}) == 1.0
+    # Better by the same 5 of 450 test images in every seed, one side stored as float32: the t statistic
+    # is about 1e6 and would give p ~ 1e-12; the sign test over 3 seeds gives 1/8, not significant.
+    correct = {0: 436, 1: 431, 2: 435}
+    worse = {s: float(np.float32(k / 450)) for s, k in correct.items()}
+    better = {s: (k + 5) / 450 for s, k in correct.items()}
+    assert paired_p_value(better, worse) == pytest.approx(0.125)
+    assert not significantly_better(better, worse)
+    assert paired_p_value(worse, better) == 1.0
+    assert paired_p_value({0: 0.8, 1: 0.7}, {0: 0.8, 1: 0.7}) == 1.0  # no difference at all
+    assert paired_p_value({s: 0.9 for s in range(5)}, {s: 0.8 for s in range(5)}) == pytest.approx(1 / 32)
 
 
 def test_average_ranks_over_cells_then_datasets():
@@ -68,6 +77,7 @@ def test_average_ranks_over_cells_then_datasets():
 
 def test_better_than_next_ranks_by_mean_and_pairs_by_seed():
     means = {"a": 0.9, "b": 0.8, "c": 0.7, "d": math.nan}
-    seeds = {"a": {0: 0.9, 1: 0.9}, "b": {0: 0.8, 1: 0.8}, "c": {0: 0.9, 1: 0.5}}
-    # a beats b on both seeds; b vs c is a tie on average with spread: not significant; d has no mean.
+    seeds = {"a": {0: 0.9, 1: 0.91, 2: 0.92}, "b": {0: 0.8, 1: 0.8, 2: 0.81}, "c": {0: 0.9, 1: 0.5, 2: 0.7}}
+    # a beats b by about 0.1 in every seed (p ~ 5e-4); b vs c is about even with spread: not
+    # significant; d has no mean.
     assert better_than_next(means, seeds) == {"a"}

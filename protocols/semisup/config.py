@@ -49,6 +49,9 @@ class SemisupConfig(Checked):
     t_scan: bool = False                   # choose the starting t by the training-loss scan
     # t's learning rate relative to the weights' (its gradient is small)
     t_lr_scale: float = setting(1.0, Positive())
+    # The reference decays t's logit with the weights, pulling t to 0.5: in training mode that is the
+    # only force on it (the BatchNorm after each block's t bias removes a bias the whole batch shares).
+    t_weight_decay: bool = False
     # batched: on the run's device
     semisup_augment_backend: str = setting("torchvision", Choice(SEMISUP_AUGMENT_BACKENDS))
 

@@ -53,7 +53,7 @@ op, Cutout; strong: RandAugment 2 ops; per image on the CPU with torchvision,
 or with `--set semisup_augment_backend=batched` the same per-image draws
 applied a batch at a time on the run's device, for GPUs), `semisup_aug_num`
 augmented copies, timm's batch Mixup (one lambda, the batch paired with its
-reverse) when on. SGD, Nesterov momentum 0.9, weight decay 5e-4 (not on t), lr
+reverse) when on. SGD, Nesterov momentum 0.9, weight decay 5e-4 (not on t; `--set t_weight_decay=true` decays its logit too, as the reference), lr
 0.03 with a per-step cosine decay (timm). LaplaceNet's command-line defaults:
 batch 100 with 16 labelled, k = 50, mixup alpha 1; `aug_num` 3 as in its paper.
 

@@ -59,7 +59,8 @@ class LaplaceNet:
         decay = [p for n, p in self.model.named_parameters() if n != "t_logit"]
         self.optimiser = torch.optim.SGD(
             [{"params": decay, "weight_decay": cfg.semisup_weight_decay},
-             {"params": [self.model.t_logit], "weight_decay": 0.0,  # t is a setting, not a weight
+             {"params": [self.model.t_logit],  # t is a setting, not a weight, unless asked as the reference
+              "weight_decay": cfg.semisup_weight_decay if cfg.t_weight_decay else 0.0,
               "lr": cfg.semisup_lr * cfg.t_lr_scale}],
             lr=cfg.semisup_lr, momentum=cfg.semisup_momentum, nesterov=True)
         warmup_steps = cfg.semisup_warmup_epochs * self._steps(len(labelled), cfg.semisup_batch_size)
