@@ -52,3 +52,20 @@ def test_one_budget_draws_no_budget_figure(tmp_path):
     generate(_store(tmp_path, {1000: {"drl": 0.90, "ae": 0.95}}).frame(), out)
     assert "Accuracy against pretraining budget" not in (out / "digits" / "probe.md").read_text()
     assert not (out / "digits" / "probe_accuracy_vs_budget.png").exists()
+
+
+def test_a_variant_at_one_budget_is_left_out_of_the_budget_axis(tmp_path):
+    store = _store(tmp_path, {1000: {"drl": 0.90}, 10_000: {"drl": 0.97}})
+    config = {"budget": {"iterations": 1000, "batch_size": 128}}
+    for seed in range(3):
+        run = RunInfo(dataset="digits", method="drl", protocol="probe", preset="quick", seed=seed,
+                      variant="reg_weight=0.01", config=config, config_hash="drl-tuned", commit="abc123",
+                      command="python -m benchmarks run --method drl --protocol probe --set reg_weight=0.01")
+        store.write(run, [Record("best_t_accuracy", 0.93, head="linear")])
+    out = tmp_path / "lb"
+    generate(store.frame(), out)
+    page = (out / "digits" / "probe.md").read_text()
+    section = page[page.index("## Accuracy against pretraining budget"):].split("\n## ")[0]
+    assert "| drl | quick | linear |" in section
+    assert "reg_weight" not in section, "a point, not a curve: the variant's own table has it"
+    assert "drl [reg_weight=0.01]" in page

@@ -132,10 +132,17 @@ def _tuned_title(trials: dict[tuple, int]) -> str:
 
 
 def budget_section(page: pd.DataFrame, title: str, stem: str) -> tuple[list[str], Figure | None]:
-    """Best-t accuracy against images seen, when the page holds an entry at two budgets or more."""
+    """Best-t accuracy against images seen, when the page holds an entry at two budgets or more: every
+    main entry, and the variants run at two budgets or more."""
     agg = budget.by_budget(page, BUDGET_METRIC)
-    if agg.empty or agg.groupby(["method", "variant", "preset"])["images_seen"].nunique().max() < 2:
+    if agg.empty:
         return [], None
+    budgets = agg.groupby(["method", "variant", "preset"])["images_seen"].transform("nunique")
+    if budgets.max() < 2:
+        return [], None
+    # A variant run at one budget (a tuned or ablated setting) is a point, not a curve: its own
+    # table has it, and a legend entry per such point would bury the methods' curves.
+    agg = agg[(agg["variant"] == "") | (budgets >= 2)]
     figure = budget_figure(agg, title, stem)
     seen = sorted(agg["images_seen"].unique())
     cells = {(r["method"], r["variant"], r["preset"], r["head"], r["images_seen"]): Cell.of(r)
@@ -145,7 +152,8 @@ def budget_section(page: pd.DataFrame, title: str, stem: str) -> tuple[list[str]
                                          if (m, v, p, h, n) in cells else "" for n in seen)]
             for m, v, p, h in rows]
     lines = ["## Accuracy against pretraining budget", "",
-             f"{BUDGET_METRIC} (%) of every entry at each budget it was run at (images seen in pretraining: "
+             f"{BUDGET_METRIC} (%) of every main entry, and of each variant run at two budgets or more, at "
+             "each budget it was run at (images seen in pretraining: "
              "iterations x batch size; runs with `--set iterations=N`), mean ± std [95% interval] (n) over "
              "seeds. A ranking that changes along this axis is an artefact of the budget.", "",
              f"![{figure.caption}]({figure.file})", "",
