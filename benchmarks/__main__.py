@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="intra-op CPU threads of this process (default: $OMP_NUM_THREADS, else every "
                              "core); give N concurrent runs or sweep workers on one machine cores/N each")
 
+    common.add_argument("--rerun", action="store_true",
+                        help="recompute runs the store already holds at this commit with these settings "
+                             "(skipped by default: they would store the same numbers)")
+
     run = sub.add_parser("run", parents=[common], help="pretrain, evaluate, store, regenerate the leaderboards")
     run.add_argument("--seeds", type=_seeds, default=(0,), help="comma-separated integers (default 0)")
     run.add_argument("--dry-run", action="store_true",
@@ -201,7 +205,7 @@ def _run_request(args: argparse.Namespace, argv: Sequence[str]) -> RunRequest:
         seeds=args.seeds, overrides=tuple(args.overrides), data_root=args.data_root,
         download=args.download, results=args.results, leaderboards=args.leaderboards,
         device=args.device, progress=not args.no_progress,
-        command=reproduction_command(argv), results_db=args.results_db,
+        command=reproduction_command(argv), results_db=args.results_db, rerun=args.rerun,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import provenance
 from benchmarks.cache import CACHE_FORMAT, CheckpointStore, FeatureCache, stable_hash
 from benchmarks.store import RUN_KEY, NoStoreError, ResultsStore, StoreError, shown_url, store_file
 from core.data import DataSplits
@@ -45,6 +46,7 @@ class RunRequest:
     results_db: str = ""  # the store's database URL (store.database_url); '' = RESULTS/results.sqlite
     sweep: dict[str, Any] | None = None  # the Optuna study the overrides come from (its budget: trials)
     encode_only: bool = False  # export: no protocol runs, so none is needed
+    rerun: bool = False  # recompute runs stored at this commit with these settings (skipped otherwise)
 
 
 @dataclass
@@ -118,14 +120,39 @@ def results_folder_problem(folder: Path, results_db: str = "") -> str | None:
     return None
 
 
-def stored_runs(results: Path, results_db: str = "") -> set[tuple] | None:
-    """The run keys (``store.RUN_KEY``) the results store holds; None when it cannot be read."""
+def stored_runs(results: Path, results_db: str = "") -> dict[tuple, tuple[str, str]] | None:
+    """(commit, config hash) of each run the results store holds, by its key (``store.RUN_KEY``);
+    None when the store cannot be read."""
     try:
-        return ResultsStore(results, read_only=True, url=results_db or None).run_keys()
+        return ResultsStore(results, read_only=True, url=results_db or None).run_versions()
     except NoStoreError:  # nothing stored yet
-        return set()
+        return {}
     except StoreError:
         return None
+
+
+def run_key(**fields: Any) -> tuple:
+    """A run's identity in the store (``store.RUN_KEY``'s values, in its order) from those fields by name."""
+    return tuple(fields[k] for k in RUN_KEY)
+
+
+def run_config(checkpoint_fields: dict[str, Any], protocol_cfg: Any, sweep: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings a stored run records (and hashes): its method, budget, protocol and sweep."""
+    config = {"method": checkpoint_fields["config"], "budget": checkpoint_fields["budget"],
+              "protocol": dataclasses.asdict(protocol_cfg)}
+    if sweep:
+        config["sweep"] = sweep
+    return config
+
+
+def is_current(stored: tuple[str, str] | None, commit: str, config_hash: str) -> bool:
+    """Whether a stored run is what running it again would store: the same settings at the same clean commit.
+
+    Code outside git or with uncommitted changes (``+dirty``) is never known to match, so such runs are
+    always recomputed; a run at another commit is too, since its code may differ."""
+    if stored is None or not commit or commit.endswith("+dirty"):
+        return False
+    return stored == (commit, config_hash)
 
 
 def feature_times(protocol: Any, cfg: Any) -> tuple[float, ...] | None:
@@ -149,33 +176,30 @@ def describe(plan: Plan, setup: Setup) -> str:
              f"images {data.image_shape}), preset {req.preset}{variant}, device {plan.device}",
              f"results {results}/ ({store}{'store unreadable' if stored is None else f'{len(stored)} runs stored'}), "
              f"leaderboards {req.leaderboards}/"]
+    commit = provenance.git_commit()
     to_train = cached = untrained = steps = 0
-    replaced = new = codes_cached = codes_needed = 0
+    replaced = new = current = codes_cached = codes_needed = 0
     for method in req.methods:
         method_cls = get_method_class(method)
         for seed in req.seeds:
-            ckpt, _ = checkpoint_key(method, setup.method_cfgs[method], setup.budget, fingerprint, seed,
-                                     setup.options.resolved_precision(plan.device))
-            if not method_cls.pretrains:
-                untrained += 1
-                lines.append(f"  {method} seed {seed}: no pretraining (its seeded random initialisation)")
-            elif checkpoints.path(ckpt).exists():
-                cached += 1
-                lines.append(f"  {method} seed {seed}: pretrained checkpoint {ckpt} cached")
-            else:
-                to_train += 1
-                steps += setup.budget.iterations
-                resumes = " (resuming from its snapshot)" if checkpoints.snapshot_path(ckpt).exists() else ""
-                lines.append(f"  {method} seed {seed}: will pretrain {setup.budget.iterations} steps x "
-                             f"{setup.budget.batch_size} images{resumes} -> checkpoint {ckpt}")
+            ckpt, fields = checkpoint_key(method, setup.method_cfgs[method], setup.budget, fingerprint, seed,
+                                          setup.options.resolved_precision(plan.device))
             # FeatureCache's own file names; it reads only the class's time_conditioned to name them.
             features = FeatureCache(results, ckpt, method_cls, data)
+            evaluations, due = [], False
             for name, protocol in setup.protocols.items():
-                key = dict(dataset=data.name, method=method, variant=setup.variant, protocol=name,
-                           preset=req.preset, seed=seed)
+                stored_key = run_key(dataset=data.name, method=method, variant=setup.variant, protocol=name,
+                                     preset=req.preset, seed=seed)
+                config_hash = stable_hash(run_config(fields, setup.protocol_cfgs[name], req.sweep))
+                if stored is not None and not req.rerun and is_current(stored.get(stored_key), commit, config_hash):
+                    current += 1
+                    evaluations.append(f"    {method} seed {seed} {name}: stored at this commit with these "
+                                       "settings, skipped (--rerun recomputes it)")
+                    continue
+                due = True
                 if stored is None:
                     run = "store unreadable"
-                elif tuple(key[k] for k in RUN_KEY) in stored:
+                elif stored_key in stored:
                     replaced += 1
                     run = "stored run will be replaced"
                 else:
@@ -189,10 +213,25 @@ def describe(plan: Plan, setup: Setup) -> str:
                     have = sum(f.exists() for f in files)
                     codes_cached, codes_needed = codes_cached + have, codes_needed + len(files)
                     codes = f"codes at {len(ts)} t: {have} of {len(files)} (split, t) cached"
-                lines.append(f"    {method} seed {seed} {name}: {run}; {codes}")
+                evaluations.append(f"    {method} seed {seed} {name}: {run}; {codes}")
+            if not due:
+                lines.append(f"  {method} seed {seed}: nothing to compute (every run stored at this commit)")
+            elif not method_cls.pretrains:
+                untrained += 1
+                lines.append(f"  {method} seed {seed}: no pretraining (its seeded random initialisation)")
+            elif checkpoints.path(ckpt).exists():
+                cached += 1
+                lines.append(f"  {method} seed {seed}: pretrained checkpoint {ckpt} cached")
+            else:
+                to_train += 1
+                steps += setup.budget.iterations
+                resumes = " (resuming from its snapshot)" if checkpoints.snapshot_path(ckpt).exists() else ""
+                lines.append(f"  {method} seed {seed}: will pretrain {setup.budget.iterations} steps x "
+                             f"{setup.budget.batch_size} images{resumes} -> checkpoint {ckpt}")
+            lines.extend(evaluations)
     lines.append(f"total: {cached + to_train + untrained} encoders ({cached} cached, {to_train} to pretrain, "
                  f"{steps} steps in all; {untrained} without pretraining); {replaced + new} evaluations "
-                 f"({new} new, {replaced} replacing stored runs); {codes_cached} of {codes_needed} "
-                 f"(split, t) codes cached")
+                 f"({new} new, {replaced} replacing stored runs; {current} stored at this commit, skipped); "
+                 f"{codes_cached} of {codes_needed} (split, t) codes cached")
     lines.append("dry run: nothing computed, nothing written")
     return "\n".join(lines)

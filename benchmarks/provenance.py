@@ -16,7 +16,8 @@ import torch
 # number: a stored command names no output folder (nor a machine path through one) and no results
 # database (nor the password in its URL), so it runs as written from a fresh clone.
 OUTPUT_OPTIONS = ("--results", "--leaderboards", "--results-db")
-DISPLAY_OPTIONS = ("--no-progress",)
+# Nor does it keep the flags that change what is shown or recomputed, not what a number is.
+DISPLAY_OPTIONS = ("--no-progress", "--rerun")
 COMMAND_PREFIX = "python -m benchmarks"
 
 

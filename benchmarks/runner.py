@@ -24,7 +24,11 @@ from benchmarks.plan import (
     Setup,
     checkpoint_key,
     folder_problem,
+    is_current,
     results_folder_problem,
+    run_config,
+    run_key,
+    stored_runs,
 )
 from benchmarks.presets import (
     PRESETS,
@@ -158,12 +162,26 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
         f"images {data.image_shape}; preset {req.preset}{' [' + variant + ']' if variant else ''}; "
         f"device {plan.device}")
     fingerprint = data.fingerprint()
+    # Read on every rank, so that under torchrun all ranks agree on which encoders to pretrain.
+    stored = {} if req.rerun else stored_runs(Path(req.results), req.results_db) or {}
+    commit = provenance.git_commit()
 
     for method_name in req.methods:
         for seed in req.seeds:
             precision = options.resolved_precision(plan.device)
             ckpt, key_fields = checkpoint_key(method_name, method_cfgs[method_name], budget, fingerprint, seed,
                                               precision)
+            configs = {name: run_config(key_fields, protocol_cfgs[name], req.sweep) for name in protocols}
+            due = [name for name in protocols
+                   if not is_current(stored.get(run_key(dataset=data.name, method=method_name, variant=variant,
+                                                        protocol=name, preset=req.preset, seed=seed)),
+                                     commit, stable_hash(configs[name]))]
+            for name in protocols:
+                if name not in due:
+                    log(f"{method_name} seed {seed} {name}: stored at this commit with these settings; "
+                        "skipped (--rerun recomputes it)")
+            if not due:  # not even pretrained: its checkpoint may be long gone
+                continue
             method, history = _fitted_method(method_name, method_cfgs[method_name], budget, options, data,
                                              seed, ckpt, checkpoints, plan.device, req.progress, log)
             if store is None:  # other ranks only help pretrain
@@ -171,18 +189,14 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
             features = FeatureCache(Path(req.results), ckpt, method, data, progress=req.progress)
             encoded = Encoded(method, data, features, seed, plan.device, Path(req.results) / "artifacts",
                               progress=req.progress)
-            for name, protocol in protocols.items():
+            for name in due:
                 log(f"{method_name} seed {seed}: evaluating with {name}")
                 start = time.perf_counter()
-                records = protocol.run(encoded, protocol_cfgs[name])
-                config = {"method": key_fields["config"], "budget": key_fields["budget"],
-                          "protocol": dataclasses.asdict(protocol_cfgs[name])}
-                if req.sweep:
-                    config["sweep"] = req.sweep
+                records = protocols[name].run(encoded, protocol_cfgs[name])
                 info = RunInfo(
                     dataset=data.name, method=method_name, protocol=name, preset=req.preset, seed=seed,
-                    variant=variant, config_hash=stable_hash(config), config=config, checkpoint=ckpt,
-                    commit=provenance.git_commit(), versions=provenance.package_versions(),
+                    variant=variant, config_hash=stable_hash(configs[name]), config=configs[name], checkpoint=ckpt,
+                    commit=commit, versions=provenance.package_versions(),
                     device=provenance.device_name(plan.device),
                     wall_time_s=time.perf_counter() - start,
                     pretrain_wall_time_s=history.wall_time_s, images_per_s=history.images_per_s,

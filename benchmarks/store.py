@@ -596,6 +596,20 @@ class ResultsStore:
         except (sa_exc.DBAPIError, sqlite3.Error) as e:
             raise StoreError(f"cannot read results store {self.location}: {_message(_driver_error(e))}") from e
 
+    def run_versions(self) -> dict[tuple, tuple[str, str]]:
+        """(commit, config hash) of every stored run, by its key (``RUN_KEY`` values).
+
+        A store older than schema 3 kept no per-run provenance table: it gives nothing here, so no run of it
+        counts as current (the first write migrates it)."""
+        try:
+            with self._engine.connect() as con:
+                if self.dialect == "sqlite" and con.exec_driver_sql("PRAGMA user_version").scalar_one() < 3:
+                    return {}
+                columns = [self._runs.c[k] for k in (*RUN_KEY, "commit", "config_hash")]
+                return {tuple(row[:-2]): (row[-2], row[-1]) for row in con.execute(sa.select(*columns))}
+        except (sa_exc.DBAPIError, sqlite3.Error) as e:
+            raise StoreError(f"cannot read results store {self.location}: {_message(_driver_error(e))}") from e
+
     def _sorted(self, column: sa.ColumnElement) -> sa.ColumnElement:
         """ORDER BY ``column`` as SQLite sorts it: NULL first, text by its bytes (code points)."""
         if self.dialect == "sqlite":

@@ -56,7 +56,8 @@ def test_dry_run_reports_what_is_cached_and_computes_nothing(stored, monkeypatch
     assert "none seed 1 probe: new run; codes at 3 t: 0 of 3 (split, t) cached" in out  # static: one t
     assert "drl seed 0 semisup: new run; fine-tunes a copy of the encoder" in out
     assert ("total: 4 encoders (1 cached, 1 to pretrain, 20 steps in all; 2 without pretraining); "
-            "8 evaluations (7 new, 1 replacing stored runs); 9 of 24 (split, t) codes cached") in out
+            "8 evaluations (7 new, 1 replacing stored runs; 0 stored at this commit, skipped); "
+            "9 of 24 (split, t) codes cached") in out
     assert _snapshot(stored) == before
 
 

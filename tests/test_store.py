@@ -96,6 +96,15 @@ def test_schema_version_recorded(open_store):
         assert _count(store, store_module.VERSION_TABLE) == 1
 
 
+def test_run_versions_give_each_runs_latest_commit_and_settings(open_store):
+    store = open_store()
+    store.write(_run(), _records())
+    store.write(_run(commit="def456", config_hash="cfg2"), _records()[:1])  # the same run, recomputed
+    store.write(_run(seed=1), _records())
+    key = tuple(getattr(_run(), k) for k in RUN_KEY)
+    assert store.run_versions() == {key: ("def456", "cfg2"), (*key[:-1], 1): ("abc123", "cfg1")}
+
+
 def test_rewrite_same_key_replaces(open_store):
     store = open_store()
     store.write(_run(), _records())
@@ -313,6 +322,8 @@ def test_a_read_only_store_gives_its_run_keys_and_writes_nothing(tmp_path, versi
     before = _folder_bytes(folder)
     read_only = ResultsStore(folder, read_only=True)
     assert read_only.run_keys() == expected
+    # a version 1 store kept no per-run provenance, so none of its runs counts as current
+    assert set(read_only.run_versions()) == (set() if version == 1 else expected)
     assert _folder_bytes(folder) == before, "no migration, no -wal/-shm file, no write"
     with pytest.raises(StoreError):
         read_only.write(_run(seed=2), _records())
