@@ -155,6 +155,18 @@ def is_current(stored: tuple[str, str] | None, commit: str, config_hash: str) ->
     return stored == (commit, config_hash)
 
 
+def current_runs(req: RunRequest, setup: Setup, method: str, seed: int, checkpoint_fields: dict[str, Any],
+                 stored: dict[tuple, tuple[str, str]] | None, commit: str) -> set[str]:
+    """The protocols whose run of ``method`` and ``seed`` the store holds at this clean commit with these
+    settings (``is_current``): what running again would store, so it is skipped; none under ``--rerun``."""
+    if req.rerun or not stored:
+        return set()
+    return {name for name, cfg in setup.protocol_cfgs.items()
+            if is_current(stored.get(run_key(dataset=setup.data.name, method=method, variant=setup.variant,
+                                             protocol=name, preset=req.preset, seed=seed)),
+                          commit, stable_hash(run_config(checkpoint_fields, cfg, req.sweep)))}
+
+
 def feature_times(protocol: Any, cfg: Any) -> tuple[float, ...] | None:
     """The t at which a protocol reads cached codes; None for one that fine-tunes the encoder instead."""
     if getattr(protocol, "fine_tunes", False):
@@ -186,17 +198,16 @@ def describe(plan: Plan, setup: Setup) -> str:
                                           setup.options.resolved_precision(plan.device))
             # FeatureCache's own file names; it reads only the class's time_conditioned to name them.
             features = FeatureCache(results, ckpt, method_cls, data)
-            evaluations, due = [], False
+            skipped = current_runs(req, setup, method, seed, fields, stored, commit)
+            current += len(skipped)
+            evaluations = []
             for name, protocol in setup.protocols.items():
                 stored_key = run_key(dataset=data.name, method=method, variant=setup.variant, protocol=name,
                                      preset=req.preset, seed=seed)
-                config_hash = stable_hash(run_config(fields, setup.protocol_cfgs[name], req.sweep))
-                if stored is not None and not req.rerun and is_current(stored.get(stored_key), commit, config_hash):
-                    current += 1
+                if name in skipped:
                     evaluations.append(f"    {method} seed {seed} {name}: stored at this commit with these "
                                        "settings, skipped (--rerun recomputes it)")
                     continue
-                due = True
                 if stored is None:
                     run = "store unreadable"
                 elif stored_key in stored:
@@ -214,7 +225,7 @@ def describe(plan: Plan, setup: Setup) -> str:
                     codes_cached, codes_needed = codes_cached + have, codes_needed + len(files)
                     codes = f"codes at {len(ts)} t: {have} of {len(files)} (split, t) cached"
                 evaluations.append(f"    {method} seed {seed} {name}: {run}; {codes}")
-            if not due:
+            if len(skipped) == len(setup.protocols):
                 lines.append(f"  {method} seed {seed}: nothing to compute (every run stored at this commit)")
             elif not method_cls.pretrains:
                 untrained += 1

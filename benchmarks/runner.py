@@ -23,11 +23,10 @@ from benchmarks.plan import (
     RunRequest,
     Setup,
     checkpoint_key,
+    current_runs,
     folder_problem,
-    is_current,
     results_folder_problem,
     run_config,
-    run_key,
     stored_runs,
 )
 from benchmarks.presets import (
@@ -163,7 +162,7 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
         f"device {plan.device}")
     fingerprint = data.fingerprint()
     # Read on every rank, so that under torchrun all ranks agree on which encoders to pretrain.
-    stored = {} if req.rerun else stored_runs(Path(req.results), req.results_db) or {}
+    stored = stored_runs(Path(req.results), req.results_db)
     commit = provenance.git_commit()
 
     for method_name in req.methods:
@@ -171,15 +170,11 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
             precision = options.resolved_precision(plan.device)
             ckpt, key_fields = checkpoint_key(method_name, method_cfgs[method_name], budget, fingerprint, seed,
                                               precision)
-            configs = {name: run_config(key_fields, protocol_cfgs[name], req.sweep) for name in protocols}
-            due = [name for name in protocols
-                   if not is_current(stored.get(run_key(dataset=data.name, method=method_name, variant=variant,
-                                                        protocol=name, preset=req.preset, seed=seed)),
-                                     commit, stable_hash(configs[name]))]
-            for name in protocols:
-                if name not in due:
-                    log(f"{method_name} seed {seed} {name}: stored at this commit with these settings; "
-                        "skipped (--rerun recomputes it)")
+            skipped = current_runs(req, setup, method_name, seed, key_fields, stored, commit)
+            for name in skipped:
+                log(f"{method_name} seed {seed} {name}: stored at this commit with these settings; "
+                    "skipped (--rerun recomputes it)")
+            due = [name for name in protocols if name not in skipped]
             if not due:  # not even pretrained: its checkpoint may be long gone
                 continue
             method, history = _fitted_method(method_name, method_cfgs[method_name], budget, options, data,
@@ -193,9 +188,10 @@ def execute(plan: Plan, log: Callable[[str], None] = lambda s: print(s, file=sys
                 log(f"{method_name} seed {seed}: evaluating with {name}")
                 start = time.perf_counter()
                 records = protocols[name].run(encoded, protocol_cfgs[name])
+                config = run_config(key_fields, protocol_cfgs[name], req.sweep)
                 info = RunInfo(
                     dataset=data.name, method=method_name, protocol=name, preset=req.preset, seed=seed,
-                    variant=variant, config_hash=stable_hash(configs[name]), config=configs[name], checkpoint=ckpt,
+                    variant=variant, config_hash=stable_hash(config), config=config, checkpoint=ckpt,
                     commit=commit, versions=provenance.package_versions(),
                     device=provenance.device_name(plan.device),
                     wall_time_s=time.perf_counter() - start,
