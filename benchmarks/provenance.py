@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shlex
 import subprocess
@@ -49,15 +50,20 @@ PACKAGES = ("torch", "torchvision", "timm", "lightly", "scikit-learn", "numpy", 
 REPO = Path(__file__).resolve().parent.parent
 
 
+# A tree copied without its .git (to a GPU node, say) names the commit it was copied at here.
+COMMIT_ENV = "BENCHMARKS_COMMIT"
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """HEAD's hash, with '+dirty' when tracked code (not results) differs from it; '' outside git."""
+    """HEAD's hash, with '+dirty' when tracked code (not results) differs from it; outside git,
+    ``$BENCHMARKS_COMMIT`` (the commit a copied tree came from, as ``git_commit`` gave it there) or ''."""
     try:
         head = _git("rev-parse", "HEAD")
         dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
                      ":(exclude)results", ":(exclude)leaderboards")
     except (OSError, subprocess.CalledProcessError):
-        return ""
+        return os.environ.get(COMMIT_ENV, "")
     return head + ("+dirty" if dirty else "")
 
 
