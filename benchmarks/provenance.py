@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-# Where a run writes and how it displays progress are the reader's choice, not part of what produced a
-# number: a stored command names no output folder (nor a machine path through one) and no results
-# database (nor the password in its URL), so it runs as written from a fresh clone.
-OUTPUT_OPTIONS = ("--results", "--leaderboards", "--results-db")
+# Where a run reads and writes and how it displays progress are the reader's choice, not part of what
+# produced a number: a stored command names no data or output folder (nor a machine path through one;
+# the data's fingerprint is in the checkpoint key) and no results database (nor the password in its URL),
+# so it runs as written from a fresh clone with the data laid out as the README says.
+OUTPUT_OPTIONS = ("--data-root", "--results", "--leaderboards", "--results-db")
 # Nor does it keep the flags that change what is shown or recomputed, not what a number is.
 DISPLAY_OPTIONS = ("--no-progress", "--rerun")
 COMMAND_PREFIX = "python -m benchmarks"

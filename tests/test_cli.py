@@ -204,13 +204,13 @@ def test_a_stored_command_names_no_output_folder(smoke_run):
         assert "--no-progress" not in command  # how a run displays is not how its numbers came about
 
 
-def test_reproduction_command_drops_only_output_and_display_options():
+def test_reproduction_command_drops_only_folder_and_display_options():
     from benchmarks.provenance import reproduction_command
 
     argv = ["run", "--method", "drl", "--results", "/abs/r", "--leaderboards=/abs/b", "--no-progress",
-            "--set", "latent_dim=2", "--data-root", "data"]
+            "--set", "latent_dim=2", "--data-root", "/abs/data", "--dataset", "mnist", "--rerun"]
     assert reproduction_command(argv) == ("python -m benchmarks run --method drl --set latent_dim=2 "
-                                          "--data-root data")
+                                          "--dataset mnist")
 
 
 def test_threads_sets_this_processes_intra_op_threads(tmp_path):
