@@ -21,6 +21,7 @@ are made:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,10 @@ class ContrastiveConfig(MethodConfig):
     temperature: float = 0.5
     projection_dim: int = 128
 
+
+# lightly's GaussianBlur calls torchvision's deprecated ``to_tensor`` on each image, printing a warning
+# in every simclr run that only lightly can act on.
+warnings.filterwarnings("ignore", message="The function `to_tensor", category=UserWarning)
 
 # lightly: per image on the CPU (the follow-up's code); kornia: the same pipeline batched on the device.
 AUGMENT_BACKENDS = ("lightly", "kornia")
