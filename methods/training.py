@@ -112,9 +112,7 @@ class TrainOptions(Checked):
     """How pretraining runs on the hardware. Only ``precision`` changes what is learned."""
 
     precision: str = setting("auto", Choice(PRECISIONS))  # auto: bf16 autocast on CUDA, fp32 elsewhere
-    # NHWC tensors for the convolutions, on any device: on a CPU, oneDNN's convolutions then skip
-    # their layout reorders (the paper preset's step about 1.2x faster; README, Performance)
-    channels_last: bool = True
+    channels_last: bool = True    # CUDA only: NHWC tensors for the convolutions
     compile: bool = False         # torch.compile every trained module (first steps are slower)
     # steps between resumable snapshots
     checkpoint_every: int = setting(500, Integers(0, note="0: none"))
@@ -226,7 +224,10 @@ def _start(method: Trainable, data: ImageData, budget: Budget, options: TrainOpt
             torch.manual_seed(seed)
             np.random.seed(seed % 2**32)
             random.seed(seed)
-    channels_last = options.channels_last
+    # Not on a CPU, though it is 1.1x to 1.2x faster there (README, Performance): randn_like and
+    # dropout fill an NHWC tensor in memory order, so the same seed would draw other noise and a
+    # CPU rerun would no longer reproduce the stored numbers bit for bit.
+    channels_last = options.channels_last and device.type == "cuda"
     if channels_last:  # the EMA copy too: its per-step lerp is one fused kernel only when layouts match
         modules.to(memory_format=torch.channels_last)
         method.ema.module.to(memory_format=torch.channels_last)
