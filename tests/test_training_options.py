@@ -24,6 +24,19 @@ def test_bf16_autocast_trains_fp32_weights_and_codes(toy_data):
     assert z.dtype == torch.float32 and torch.isfinite(z).all()
 
 
+def test_channels_last_trains_the_same_weights_on_a_cpu(toy_data):
+    """The layout is ignored on a CPU: with it, randn_like and dropout would draw other noise for the
+    same seed (they fill NHWC memory in order), and CPU reruns would stop reproducing stored rows."""
+    weights = []
+    for channels_last in (False, True):
+        method, budget = smoke_method("drl", toy_data)  # reseeds: the same start
+        method.fit(toy_data.train, dataclasses.replace(budget, iterations=3), progress=False,
+                   options=TrainOptions(precision="fp32", channels_last=channels_last))
+        weights.append(method.modules.state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_auto_precision_is_bf16_on_cuda_only():
     assert TrainOptions().resolved_precision(torch.device("cpu")) == "fp32"
     assert TrainOptions().resolved_precision(torch.device("cuda")) == "bf16"
