@@ -47,7 +47,8 @@ class ContrastiveConfig(MethodConfig):
 
 # lightly's GaussianBlur calls torchvision's deprecated ``to_tensor`` on each image, printing a warning
 # in every simclr run that only lightly can act on.
-warnings.filterwarnings("ignore", message="The function `to_tensor", category=UserWarning)
+warnings.filterwarnings("ignore", message="The function `to_tensor", category=UserWarning,
+                        module=r"torchvision\.transforms")
 
 # lightly: per image on the CPU (the follow-up's code); kornia: the same pipeline batched on the device.
 AUGMENT_BACKENDS = ("lightly", "kornia")

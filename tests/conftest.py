@@ -55,6 +55,13 @@ def smoke_method(name: str, data: DataSplits, **overrides):
     return preset_method(name, data, "smoke", **overrides)
 
 
+def assert_same_weights(a: dict, b: dict) -> None:
+    """Two ``Method.state_dict()``s hold bit-identical tensors, part by part."""
+    for part in a:
+        for name, tensor in a[part].items():
+            assert torch.equal(tensor, b[part][name]), f"{part}.{name} differs"
+
+
 @pytest.fixture(autouse=True)
 def _no_results_db_from_the_environment(monkeypatch):
     """A BENCHMARKS_RESULTS_DB set in the shell must not send the tests' runs to that database."""

@@ -15,7 +15,7 @@ import torch
 from benchmarks.__main__ import main
 from core.files import load_verified
 from methods.training import TrainOptions
-from tests.conftest import smoke_method
+from tests.conftest import assert_same_weights, smoke_method
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,12 +29,6 @@ def _stop_at(step: int):
         if done == step:
             raise Interrupt
     return on_step
-
-
-def _assert_same_weights(a: dict, b: dict) -> None:
-    for part in a:
-        for name, tensor in a[part].items():
-            assert torch.equal(tensor, b[part][name]), f"{part}.{name} differs"
 
 
 @pytest.mark.parametrize("name", ["drl", "simclr", "vae"])
@@ -62,7 +56,7 @@ def test_interrupted_fit_resumes_to_the_same_weights(name, toy_data, tmp_path):
     assert lines == [f"{name}: resuming pretraining from step 8 of 12 ({snapshot})"]
     assert resumed.resumed_from == 8 and resumed.steps == 12
     assert resumed.losses == straight.losses
-    _assert_same_weights(expected, method.state_dict())
+    assert_same_weights(expected, method.state_dict())
 
 
 def test_a_corrupt_snapshot_is_set_aside_and_training_starts_over(toy_data, tmp_path, caplog):
@@ -83,7 +77,7 @@ def test_a_corrupt_snapshot_is_set_aside_and_training_starts_over(toy_data, tmp_
     assert history.resumed_from == 0
     assert "corrupt pretraining snapshot" in caplog.text and "pretraining from step 0" in caplog.text
     assert (tmp_path / "run.partial.pt.corrupt").exists()
-    _assert_same_weights(expected, method.state_dict())
+    assert_same_weights(expected, method.state_dict())
 
 
 def _args(results: Path) -> list[str]:
@@ -127,5 +121,5 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path, c
     step = int(err.split("resuming pretraining from step ")[1].split()[0])
     assert 10 <= step < 150 and step % 10 == 0
     assert not list((killed / "checkpoints").glob("*.partial.pt")), "the snapshot outlived the final checkpoint"
-    _assert_same_weights(_final_checkpoint(straight), _final_checkpoint(killed))
+    assert_same_weights(_final_checkpoint(straight), _final_checkpoint(killed))
     assert _numbers(killed) == _numbers(straight)

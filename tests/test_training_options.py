@@ -11,7 +11,7 @@ from benchmarks.store import ResultsStore
 from core.files import load_verified
 from methods.base import Budget, MethodConfig
 from methods.training import TrainOptions
-from tests.conftest import smoke_method
+from tests.conftest import assert_same_weights, smoke_method
 
 
 def test_bf16_autocast_trains_fp32_weights_and_codes(toy_data):
@@ -32,9 +32,8 @@ def test_channels_last_trains_the_same_weights_on_a_cpu(toy_data):
         method, budget = smoke_method("drl", toy_data)  # reseeds: the same start
         method.fit(toy_data.train, dataclasses.replace(budget, iterations=3), progress=False,
                    options=TrainOptions(precision="fp32", channels_last=channels_last))
-        weights.append(method.modules.state_dict())
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+        weights.append(method.state_dict())
+    assert_same_weights(*weights)
 
 
 def test_auto_precision_is_bf16_on_cuda_only():

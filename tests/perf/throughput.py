@@ -1,6 +1,7 @@
 """Pretraining throughput and same-seed spread of DRL, for ``tox -e gpu`` and by hand on any device.
 
     python -m tests.perf.throughput --device cpu --steps 2 --option fp32
+    python -m tests.perf.throughput --device cpu --steps 2 --set score_width=24 --set score_blocks=1
 
 prints one line: DRL at the ``paper`` preset on CIFAR-10-sized random images
 (the cost does not depend on pixels), images/s over ``--steps`` steps after a
@@ -16,8 +17,9 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.presets import preset_settings
+from benchmarks.presets import SettingError, canonical_variant, parse_overrides, preset_settings
 from core.data import DataSplits, ImageData
+from methods.base import Budget, get_method_class
 from methods.training import History, TrainOptions
 from tests.conftest import preset_method
 
@@ -41,9 +43,11 @@ def random_cifar_like() -> DataSplits:
 
 
 def measure(data: DataSplits, options: TrainOptions, device: str = "cuda", steps: int = 50,
-            timer: Callable[[Callable[[], History]], History] = lambda f: f()) -> tuple[History, int, float]:
-    """Pretrain DRL at the paper preset for ``steps`` after a 5-step warm-up: (History, batch size, hours for 70k)."""
-    method, budget = preset_method("drl", data, "paper")
+            timer: Callable[[Callable[[], History]], History] = lambda f: f(),
+            **overrides) -> tuple[History, int, float]:
+    """Pretrain DRL at the paper preset (and ``overrides``) for ``steps`` after a 5-step warm-up:
+    (History, batch size, hours for 70k)."""
+    method, budget = preset_method("drl", data, "paper", **overrides)
     method.to(device)
     method.fit(data.train, dataclasses.replace(budget, iterations=5), progress=False,
                options=options)  # warm-up: cuDNN autotuning, compilation
@@ -66,11 +70,12 @@ def measure(data: DataSplits, options: TrainOptions, device: str = "cuda", steps
 REFERENCE_GFLOP_PER_STEP = 233.5  # the reference's NCSN++-small + WRN-28-2 step, batch 100, same counter
 
 
-def gflop_per_step(data: DataSplits) -> float:
-    """FLOPs of one training step (forward and backward) of DRL at the paper preset, torch's counter."""
+def gflop_per_step(data: DataSplits, **overrides) -> float:
+    """FLOPs of one training step (forward and backward) of DRL at the paper preset (and ``overrides``),
+    torch's counter."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    method, budget = preset_method("drl", data, "paper")
+    method, budget = preset_method("drl", data, "paper", **overrides)
     batch = data.train.images[:budget.batch_size]
     with FlopCounterMode(display=False) as counter:
         loss, _ = method.loss(method.prepare(batch))
@@ -79,13 +84,14 @@ def gflop_per_step(data: DataSplits) -> float:
 
 
 def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str,
-                    gflop: float | None = None) -> str:
+                    gflop: float | None = None, variant: str = "") -> str:
     cuda = device == "cuda"
     where = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
     memory = f", peak {history.peak_memory_mb:.0f} MiB" if cuda else ""  # measured on CUDA only
     flops = "" if gflop is None else (f", {gflop:.1f} GFLOP per step "
                                       f"({gflop / REFERENCE_GFLOP_PER_STEP:.3f}x the reference's)")
-    return (f"drl paper preset, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option}: "
+    preset = f"paper preset [{variant}]" if variant else "paper preset"
+    return (f"drl {preset}, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option}: "
             f"{history.images_per_s:.0f} images/s{memory}{flops}, "
             f"{PAPER_ITERATIONS} iterations = {hours:.1f} h on {where}")
 
@@ -117,10 +123,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--option", default="fp32", choices=list(OPTIONS))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a paper-preset setting of DRL, e.g. --set score_width=24 (repeatable)")
     args = parser.parse_args()
+    try:
+        overrides = parse_overrides(args.overrides, [get_method_class("drl").config_cls, Budget])
+    except SettingError as err:
+        parser.error(str(err))  # one line, exit status 2
     data = random_cifar_like()
-    history, batch, hours = measure(data, OPTIONS[args.option], args.device, args.steps)
-    print(throughput_line(history, batch, hours, args.option, args.device, gflop_per_step(data)))
+    history, batch, hours = measure(data, OPTIONS[args.option], args.device, args.steps, **overrides)
+    print(throughput_line(history, batch, hours, args.option, args.device, gflop_per_step(data, **overrides),
+                          canonical_variant(overrides)))
 
 
 if __name__ == "__main__":
