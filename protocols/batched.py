@@ -48,33 +48,42 @@ class BatchedHeads(nn.Module):
         """(T, B, d) features -> (T, B, C) logits, head i reading x[i]; no dropout."""
         return self.scores(x).transpose(1, 2)
 
-    def scores(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+    def scores(self, x: Tensor, drop: Tensor | None = None) -> Tensor:
         """(T, B, d) features -> (T, C, B) logits: class-major, as the loss and accuracy read them.
 
-        ``keep`` is the hidden layer's dropout mask, (S, hidden, B) and already
-        scaled by 1 / (1 - p): the T / S heads of each of S groups share one (as
-        they share mini-batches); None: no dropout. On a CPU, reductions over
-        classes are several times faster along a middle dimension than along a
-        short last one.
+        ``drop`` is the hidden layer's dropout as an additive (T, hidden, B) mask
+        from ``dropout_mask``: 0 for a kept unit, -inf for a dropped one. None:
+        no dropout. On a CPU, reductions over classes are several times faster
+        along a middle dimension than along a short last one.
         """
         h = x.transpose(1, 2)
+        last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h)
-            if i < len(self.weights) - 1:
-                h = F.relu(h)
-                if keep is not None:
-                    h = (h.unflatten(0, (len(keep), -1)) * keep.unsqueeze(1)).flatten(0, 1)
+            if i < last and drop is not None:
+                # Bias plus mask, the product accumulated onto it in place: a dropped unit is -inf
+                # before the ReLU, and 0 after it and in its gradient. The mask costs no pass of its
+                # own over the (heads, hidden, batch) activations, which bound the MLP heads on a CPU.
+                h = (b.transpose(1, 2) + drop).baddbmm_(w.transpose(1, 2), h)
+            else:
+                if i == last and drop is not None:
+                    w = w / (1 - self.dropout)  # inverted dropout's scaling of the kept units
+                h = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h)
+            if i < last:
+                h = F.relu(h, inplace=True)
         return h
 
     def dropout_mask(self, generators: Sequence[torch.Generator | None], batch: int,
                      device: torch.device) -> Tensor | None:
-        """A (groups, hidden, batch) inverted-dropout mask, group g drawn from ``generators[g]`` (None:
-        torch's global RNG), or None without dropout."""
+        """The hidden layer's additive dropout mask for ``scores`` (None without dropout): one
+        (hidden, batch) draw per group of heads, group g from ``generators[g]`` (None: torch's
+        global RNG), shared by its heads (as they share mini-batches); groups are equal and in order."""
         if len(self.weights) == 1 or self.dropout == 0:
             return None
-        hidden = self.weights[0].shape[2]
+        n_heads, _, hidden = self.weights[0].shape
         draws = torch.cat([torch.rand(1, hidden, batch, device=device, generator=g) for g in generators])
-        return (draws >= self.dropout) / (1 - self.dropout)
+        mask = torch.zeros_like(draws).masked_fill_(draws < self.dropout, -math.inf)
+        # (groups, hidden, batch) -> (heads, hidden, batch): a view for one group, one copy for several
+        return mask.unsqueeze(1).expand(len(generators), n_heads // len(generators), hidden, batch).flatten(0, 1)
 
 
 @dataclass
@@ -195,10 +204,10 @@ def _fit_select_score(train, val, test, n_classes, lrs, epochs, batch_size, hidd
             idx = orders[:, start:start + batch_size]
             x = torch.cat([x_tr.index_select(1, i) for i in idx])  # (S*T, B, d)
             y = y_tr[idx].repeat_interleave(n_t, dim=0)  # (S*T, B)
-            keep = heads[0].dropout_mask(mask_gens, idx.shape[1], device)
+            drop = heads[0].dropout_mask(mask_gens, idx.shape[1], device)
             # Sum over heads of each head's mean loss: every head's gradient is its own. A stopped
             # lr's parameters get no gradient, which Adam skips.
-            loss = sum(_summed_head_losses(heads[i].scores(x, keep), y) for i in active)
+            loss = sum(_summed_head_losses(heads[i].scores(x, drop), y) for i in active)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -13,9 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _torchrun(processes: int, out: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={processes}", "-m", "tests.workers.ddp_train", str(out)],
-                   cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={processes}", "-m", "tests.workers.ddp_train", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]  # the workers' tracebacks, not just the exit status
     return torch.load(out, weights_only=True)
 
 

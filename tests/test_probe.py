@@ -36,6 +36,29 @@ def test_batched_heads_are_independent():
     assert not torch.allclose(out[1], base[1])
 
 
+def test_additive_dropout_mask_is_inverted_dropout():
+    # The mask rides on the bias and the 1 / (1 - p) on the output weights: the logits and every
+    # gradient are those of relu(x W1 + b1) * keep / (1 - p) W2 + b2, keep shared within a group.
+    g = torch.Generator().manual_seed(0)
+    heads = BatchedHeads(4, 5, 3, hidden=16, dropout=0.25, generator=g)
+    x = torch.randn(4, 7, 5)
+    drop = heads.dropout_mask([torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)], 7, x.device)
+    assert drop.shape == (4, 16, 7)
+    torch.testing.assert_close(drop[0], drop[1])  # heads 0, 1: group 0; heads 2, 3: group 1
+    torch.testing.assert_close(drop[2], drop[3])
+    assert not torch.equal(drop[0], drop[2])
+    keep = drop.isfinite().float() / 0.75
+    w1, w2 = heads.weights
+    b1, b2 = heads.biases
+    expected = (torch.relu(x @ w1 + b1) * keep.transpose(1, 2)) @ w2 + b2  # (T, B, C)
+    got = heads.scores(x, drop).transpose(1, 2)
+    torch.testing.assert_close(got, expected)
+    grads = torch.autograd.grad(got.square().sum(), list(heads.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(heads.parameters()))
+    for a, b in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_accuracy_follows_the_signal_in_each_feature_set():
     for hidden in (None, 16):
         sel = _fit(hidden=hidden)
