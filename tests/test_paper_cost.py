@@ -1,8 +1,33 @@
-"""The paper preset costs what the reference costs: FLOPs per training step (a count, not a timing)."""
+"""The paper preset costs what the reference costs: FLOPs per training step (a count, not a timing); the
+throughput tools say what they ran."""
 
-from tests.perf.throughput import REFERENCE_GFLOP_PER_STEP, gflop_per_step, random_cifar_like
+import pytest
+
+from tests.perf.paper_code_throughput import main as time_the_paper_code
+from tests.perf.throughput import (
+    OPTIONS,
+    REFERENCE_GFLOP_PER_STEP,
+    gflop_per_step,
+    ran_as,
+    random_cifar_like,
+)
 
 
 def test_the_paper_preset_step_is_within_5_percent_of_the_references_flops():
     gflop = gflop_per_step(random_cifar_like())
     assert abs(gflop / REFERENCE_GFLOP_PER_STEP - 1) <= 0.05, f"{gflop:.1f} GFLOP per step"
+
+
+def test_a_throughput_line_says_what_ran_on_the_device():
+    # The CUDA default's label on a CPU runs as fp32, contiguous; "bf16" autocasts on a CPU too.
+    assert ran_as(OPTIONS["bf16+channels_last+fused"], "cpu") == "fp32, contiguous"
+    assert ran_as(OPTIONS["bf16+channels_last+fused"], "cuda") == "bf16, channels-last"
+    assert ran_as(OPTIONS["bf16"], "cpu") == "bf16, contiguous"
+    assert ran_as(OPTIONS["fp32+compile"], "cuda") == "fp32, contiguous, compiled"
+
+
+def test_the_paper_code_timer_names_a_folder_without_the_reference(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        time_the_paper_code([str(tmp_path)])
+    assert exit_.value.code == 2
+    assert f"refdir {str(tmp_path)!r} holds no models/ncsnpp.py" in capsys.readouterr().err

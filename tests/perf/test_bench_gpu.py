@@ -12,6 +12,7 @@ import torch
 from datasets import load_dataset
 from tests.perf.conftest import THROUGHPUT_LINES
 from tests.perf.throughput import (
+    GPU_OPTIONS,
     OPTIONS,
     measure,
     random_cifar_like,
@@ -34,7 +35,7 @@ def cifar_like():
 
 
 @pytest.mark.benchmark(group="gpu-pretrain")
-@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("option", GPU_OPTIONS)
 def test_drl_paper_preset_throughput(benchmark, option, cifar_like):
     history, batch, hours = measure(cifar_like, OPTIONS[option], steps=TIMED_STEPS,
                                     timer=lambda f: benchmark.pedantic(f, rounds=1, iterations=1))

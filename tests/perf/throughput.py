@@ -2,6 +2,7 @@
 
     python -m tests.perf.throughput --device cpu --steps 2 --option fp32
     python -m tests.perf.throughput --device cpu --steps 2 --set score_width=24 --set score_blocks=1
+    python -m tests.perf.throughput --device cpu --steps 2 --option bf16   # AMX: bf16 matrix units on a CPU
 
 prints one line: DRL at the ``paper`` preset on CIFAR-10-sized random images
 (the cost does not depend on pixels), images/s over ``--steps`` steps after a
@@ -27,10 +28,12 @@ SHAPE = (3, 32, 32)
 PAPER_ITERATIONS = preset_settings("paper", SHAPE)["iterations"]
 OPTIONS = {
     "fp32": TrainOptions(precision="fp32", channels_last=False),
-    "bf16+channels_last+fused": TrainOptions(),  # the CUDA default
+    "bf16+channels_last+fused": TrainOptions(),  # the CUDA default; on a CPU it runs as fp32, contiguous
     "bf16+channels_last+fused+compile": TrainOptions(compile=True),
-    "fp32+compile": TrainOptions(precision="fp32", channels_last=False, compile=True),  # a CPU's best
+    "fp32+compile": TrainOptions(precision="fp32", channels_last=False, compile=True),
+    "bf16": TrainOptions(precision="bf16", channels_last=False),  # bf16 autocast on any device, CPUs too
 }
+GPU_OPTIONS = ("fp32", "bf16+channels_last+fused", "bf16+channels_last+fused+compile")  # tox -e gpu's
 
 
 def random_cifar_like() -> DataSplits:
@@ -83,6 +86,14 @@ def gflop_per_step(data: DataSplits, **overrides) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def ran_as(options: TrainOptions, device: str) -> str:
+    """What an option set does on ``device``: "auto" precision is bf16 on CUDA only, and pretraining
+    takes channels-last on CUDA only, so a label alone can say more than ran."""
+    precision = options.resolved_precision(torch.device(device))
+    layout = "channels-last" if options.channels_last and device == "cuda" else "contiguous"
+    return f"{precision}, {layout}" + (", compiled" if options.compile else "")
+
+
 def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str,
                     gflop: float | None = None, variant: str = "") -> str:
     cuda = device == "cuda"
@@ -91,8 +102,8 @@ def throughput_line(history: History, batch_size: int, hours: float, option: str
     flops = "" if gflop is None else (f", {gflop:.1f} GFLOP per step "
                                       f"({gflop / REFERENCE_GFLOP_PER_STEP:.3f}x the reference's)")
     preset = f"paper preset [{variant}]" if variant else "paper preset"
-    return (f"drl {preset}, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option}: "
-            f"{history.images_per_s:.0f} images/s{memory}{flops}, "
+    return (f"drl {preset}, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option} "
+            f"({ran_as(OPTIONS[option], device)}): {history.images_per_s:.0f} images/s{memory}{flops}, "
             f"{PAPER_ITERATIONS} iterations = {hours:.1f} h on {where}")
 
 
