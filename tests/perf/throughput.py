@@ -129,11 +129,25 @@ def same_seed_spread(data: DataSplits, options: TrainOptions, device: str = "cud
             "accuracy_difference": abs(accuracies[0] - accuracies[1])}
 
 
+def profiled(top: int) -> Callable[[Callable[[], History]], History]:
+    """A ``measure`` timer that runs the timed steps under torch.profiler and prints the ``top`` operators by
+    their own time (share of the whole): where a step's time goes."""
+    def timer(steps: Callable[[], History]) -> History:
+        with torch.profiler.profile() as profile:
+            history = steps()
+        print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=44))
+        return history
+    return timer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--option", default="fp32", choices=list(OPTIONS))
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also print the N operators that took most time over the timed steps (torch.profiler; "
+                             "the profiler slows the steps, so the images/s of a profiled run read low)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a paper-preset setting of DRL, e.g. --set score_width=24 (repeatable)")
     args = parser.parse_args()
@@ -141,8 +155,11 @@ def main() -> None:
         overrides = parse_overrides(args.overrides, [get_method_class("drl").config_cls, Budget])
     except SettingError as err:
         parser.error(str(err))  # one line, exit status 2
+    if args.profile < 0:
+        parser.error(f"--profile {args.profile}: give a number of operators, 1 or more (0: no profile)")
     data = random_cifar_like()
-    history, batch, hours = measure(data, OPTIONS[args.option], args.device, args.steps, **overrides)
+    timer = profiled(args.profile) if args.profile else (lambda f: f())
+    history, batch, hours = measure(data, OPTIONS[args.option], args.device, args.steps, timer, **overrides)
     print(throughput_line(history, batch, hours, args.option, args.device, gflop_per_step(data, **overrides),
                           canonical_variant(overrides)))
 
