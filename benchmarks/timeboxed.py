@@ -12,10 +12,14 @@ large that budget is. The steps:
 2. time each method's training step at the preset on the real training images
    (a few warm-up steps, then ``--measure-steps``) with the options a run uses
    on that device (bf16 autocast, channels-last and fused Adam on CUDA);
-3. keep ``--eval-share`` of what is left for encoding and the protocol, and give
-   the rest to pretraining: ``iterations = seconds / sum(step time of each
-   method)``, the same for every method, rounded down;
-4. run ``python -m benchmarks run --set iterations=N`` on all methods, which
+3. time one evaluation (encoding every split at the protocol's t and running
+   the protocol) of the method with the largest encoder, as it is after its
+   timed steps: neither the codes nor the heads depend on the pretraining
+   budget, so each run's evaluation costs about that (the others' at most);
+4. keep that for every run, and give the rest to pretraining: ``iterations =
+   seconds / (seeds x sum(step time of each method))``, the same for every
+   method, rounded down;
+5. run ``python -m benchmarks run --set iterations=N`` on all methods, which
    stores the rows (a budget of its own on the pages: grouped by images seen)
    with that command as their reproduction line; then print the planned and the
    spent wall time.
@@ -26,19 +30,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from benchmarks.__main__ import _seeds
 from benchmarks.__main__ import main as benchmarks_main
+from benchmarks.cache import FeatureCache
 from benchmarks.plan import RunRequest, Setup
 from benchmarks.presets import PRESETS
 from benchmarks.runner import UsageError, prepare, validate
 from core.seeding import seed_everything
-from methods.base import DataSpec, create_method
+from methods.base import DataSpec, Method, create_method
+from protocols.base import Encoded
 
 DEFAULT_METHODS = ("drl", "vdrl", "ae", "cdae", "simclr-gauss")
 WARMUP_STEPS = 3  # cuDNN autotuning and allocator growth, not timed
@@ -56,12 +64,13 @@ class TimedBudget:
     """One pretraining budget for every method, and the wall time it is planned to take."""
 
     iterations: int
-    pretrain_seconds: float   # planned for all methods together
-    reserved_seconds: float   # encoding and the protocol
+    pretrain_seconds: float   # planned for all methods and seeds together
+    reserved_seconds: float   # encoding and the protocols of every run
 
 
-def time_step(name: str, setup: Setup, device: torch.device, steps: int) -> StepTime:
-    """Seconds per training step of ``name`` with the run's config, budget and options on its training images."""
+def time_step(name: str, setup: Setup, device: torch.device, steps: int) -> tuple[StepTime, Method]:
+    """Seconds per training step of ``name`` with the run's config, budget and options on its training images,
+    and the method after those steps."""
     data, budget, options = setup.data, setup.budget, setup.options
     seed_everything(0)
     method = create_method(name, setup.method_cfgs[name], DataSpec(data.image_shape, data.mean, data.std)).to(device)
@@ -70,7 +79,25 @@ def time_step(name: str, setup: Setup, device: torch.device, steps: int) -> Step
     started = time.perf_counter()
     method.fit(data.train, dataclasses.replace(budget, iterations=steps), progress=False, options=options)
     _synchronize(device)  # the device's time, not the launch queue's
-    return StepTime(name, (time.perf_counter() - started) / steps, budget.batch_size)
+    return StepTime(name, (time.perf_counter() - started) / steps, budget.batch_size), method
+
+
+def time_evaluation(method: Method, setup: Setup, device: torch.device) -> float:
+    """Seconds to encode the data and run every protocol once on ``method``, codes cached in a scratch folder
+    (the store and the run's caches untouched)."""
+    with tempfile.TemporaryDirectory(prefix="timeboxed-") as scratch:
+        root = Path(scratch)
+        encoded = Encoded(method, setup.data, FeatureCache(root, "timing", method, setup.data), seed=0,
+                          device=device, artifacts=root / "artifacts")
+        started = time.perf_counter()
+        for name, protocol in setup.protocols.items():
+            protocol.run(encoded, setup.protocol_cfgs[name])
+        _synchronize(device)
+        return time.perf_counter() - started
+
+
+def encoder_size(method: Method) -> int:
+    return sum(p.numel() for p in method.modules["encoder"].parameters())
 
 
 def _synchronize(device: torch.device) -> None:
@@ -78,12 +105,13 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plan_budget(step_times: Sequence[StepTime], seconds_left: float, eval_share: float,
+def plan_budget(step_times: Sequence[StepTime], seconds_left: float, eval_seconds: float, seeds: int = 1,
                 multiple: int = 10) -> TimedBudget:
-    """One iteration count for every method: what the pretraining share of ``seconds_left`` holds."""
-    reserved = seconds_left * eval_share
+    """One iteration count for every method: what ``seconds_left`` holds once every run's evaluation
+    (``eval_seconds`` each, for each method and seed) is set aside; at least ``multiple``."""
+    reserved = eval_seconds * len(step_times) * seeds
     pretrain = seconds_left - reserved
-    per_iteration = sum(s.seconds_per_step for s in step_times)  # one step of every method
+    per_iteration = seeds * sum(s.seconds_per_step for s in step_times)  # one step of every run
     iterations = max(multiple, math.floor(pretrain / per_iteration / multiple) * multiple)
     return TimedBudget(iterations, iterations * per_iteration, reserved)
 
@@ -98,8 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--seeds", type=_seeds, default=(0,), help="comma-separated integers (default 0)")
     parser.add_argument("--measure-steps", type=int, default=20, help="timed steps per method (default 20)")
-    parser.add_argument("--eval-share", type=float, default=0.3,
-                        help="share of the time left after measuring kept for encoding and the protocol")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--results", default="results")
     parser.add_argument("--leaderboards", default="leaderboards")
@@ -118,9 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _timeboxed(args: argparse.Namespace) -> int:
-    if not args.minutes > 0 or args.measure_steps < 1 or not 0 <= args.eval_share < 1:
-        raise UsageError(f"--minutes {args.minutes}, --measure-steps {args.measure_steps}, --eval-share "
-                         f"{args.eval_share}: valid are minutes > 0, steps >= 1, 0 <= share < 1")
+    if not args.minutes > 0 or args.measure_steps < 1:
+        raise UsageError(f"--minutes {args.minutes}, --measure-steps {args.measure_steps}: "
+                         "valid are minutes > 0, steps >= 1")
     start = time.perf_counter()
     request = RunRequest(
         methods=tuple(m for m in args.method.split(",") if m), protocols=tuple(args.protocol.split(",")),
@@ -131,15 +157,27 @@ def _timeboxed(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - start
     print(f"timeboxed: {args.dataset} loaded and checked in {load_s:.0f} s; timing {args.measure_steps} steps "
           f"of {', '.join(request.methods)} at {args.preset} on {plan.device}", flush=True)
-    steps = [time_step(m, setup, plan.device, args.measure_steps) for m in request.methods]
-    for s in steps:
-        print(f"  {s.method}: {s.seconds_per_step * 1000:.1f} ms per step of {s.batch_size} "
-              f"({s.batch_size / s.seconds_per_step:.0f} images/s)")
+    steps, largest = [], {}  # the method with the largest encoder, by name: the costliest to evaluate
+    for m in request.methods:
+        step, method = time_step(m, setup, plan.device, args.measure_steps)
+        print(f"  {step.method}: {step.seconds_per_step * 1000:.1f} ms per step of {step.batch_size} "
+              f"({step.batch_size / step.seconds_per_step:.0f} images/s)", flush=True)
+        steps.append(step)
+        if not largest or encoder_size(method) > encoder_size(*largest.values()):
+            largest = {m: method}
+    (name, method), = largest.items()
+    eval_s = time_evaluation(method, setup, plan.device)
+    del largest, method
+    print(f"timeboxed: evaluating {name} ({args.protocol}, encoding included) took {eval_s:.0f} s; "
+          "every run keeps that", flush=True)
     # the run below loads and checks the data again: keep that time too
     left = start + args.minutes * 60 - time.perf_counter() - load_s
-    budget = plan_budget(steps, left, args.eval_share)
+    budget = plan_budget(steps, left, eval_s, seeds=len(request.seeds))
+    over = "" if budget.reserved_seconds < left else (
+        f"; evaluating alone needs more than the {max(left, 0):.0f} s left, so the box will be exceeded")
     print(f"timeboxed: {budget.iterations} iterations for every method: {budget.pretrain_seconds:.0f} s of "
-          f"pretraining in all, {budget.reserved_seconds:.0f} s kept for encoding and {args.protocol}", flush=True)
+          f"pretraining in all, {budget.reserved_seconds:.0f} s kept for encoding and {args.protocol}{over}",
+          flush=True)
     run = ["run", "--method", ",".join(request.methods), "--protocol", args.protocol, "--dataset", args.dataset,
            "--preset", args.preset, "--device", args.device, "--seeds", ",".join(map(str, args.seeds)),
            "--set", f"iterations={budget.iterations}", "--results", args.results, "--leaderboards", args.leaderboards]

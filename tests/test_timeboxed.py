@@ -22,12 +22,15 @@ def _tiny_cifar10_folder(root, train=20, test=4):
                 Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
 
 
-def test_the_budget_is_one_iteration_count_that_fits_the_pretraining_share():
+def test_the_budget_is_one_iteration_count_that_fits_after_every_runs_evaluation():
     steps = [timeboxed.StepTime("a", 0.1, 100), timeboxed.StepTime("b", 0.3, 100)]
-    plan = timeboxed.plan_budget(steps, seconds_left=100, eval_share=0.2)
-    assert plan.iterations == 200  # 80 s of pretraining / 0.4 s for one step of each
+    plan = timeboxed.plan_budget(steps, seconds_left=100, eval_seconds=10)
+    assert plan.iterations == 200  # (100 - 2 x 10 s) of pretraining / 0.4 s for one step of each
     assert plan.pretrain_seconds == pytest.approx(80) and plan.reserved_seconds == pytest.approx(20)
-    assert timeboxed.plan_budget(steps, seconds_left=1, eval_share=0.2).iterations == 10  # never zero
+    three_seeds = timeboxed.plan_budget(steps, seconds_left=100, eval_seconds=10, seeds=3)
+    assert three_seeds.reserved_seconds == pytest.approx(60)  # 2 methods x 3 seeds
+    assert three_seeds.iterations == 30  # 40 s / (3 x 0.4 s), rounded down to a multiple of 10
+    assert timeboxed.plan_budget(steps, seconds_left=1, eval_seconds=10).iterations == 10  # never zero
 
 
 def test_a_timeboxed_comparison_stores_every_method_at_the_same_budget(tmp_path, capsys):
