@@ -6,6 +6,7 @@ process, rank 0, the main one.
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -25,11 +26,21 @@ def init_distributed() -> torch.device | None:
         return None
     cuda = torch.cuda.is_available()
     dist.init_process_group(backend="nccl" if cuda else "gloo")
+    # Leave the group while the interpreter is whole: gloo's worker threads, still alive when it tears
+    # down, abort a finished process ("terminate called without an active exception", exit -6;
+    # pytorch/pytorch#190489), and torchrun then fails the whole run.
+    atexit.register(leave_distributed)
     if cuda:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
         return device
     return None
+
+
+def leave_distributed() -> None:
+    """Destroy the process group this process joined, if any (at exit: ``init_distributed`` registers it)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_main_process() -> bool:
