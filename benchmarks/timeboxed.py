@@ -157,19 +157,18 @@ def _timeboxed(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - start
     print(f"timeboxed: {args.dataset} loaded and checked in {load_s:.0f} s; timing {args.measure_steps} steps "
           f"of {', '.join(request.methods)} at {args.preset} on {plan.device}", flush=True)
-    steps, largest = [], {}  # the method with the largest encoder, by name: the costliest to evaluate
+    steps, largest, largest_size = [], None, -1  # the largest encoder: the costliest to evaluate
     for m in request.methods:
         step, method = time_step(m, setup, plan.device, args.measure_steps)
         print(f"  {step.method}: {step.seconds_per_step * 1000:.1f} ms per step of {step.batch_size} "
               f"({step.batch_size / step.seconds_per_step:.0f} images/s)", flush=True)
         steps.append(step)
-        if not largest or encoder_size(method) > encoder_size(*largest.values()):
-            largest = {m: method}
-    (name, method), = largest.items()
-    eval_s = time_evaluation(method, setup, plan.device)
-    del largest, method
-    print(f"timeboxed: evaluating {name} ({args.protocol}, encoding included) took {eval_s:.0f} s; "
+        if encoder_size(method) > largest_size:
+            largest, largest_size = method, encoder_size(method)
+    eval_s = time_evaluation(largest, setup, plan.device)
+    print(f"timeboxed: evaluating {largest.name} ({args.protocol}, encoding included) took {eval_s:.0f} s; "
           "every run keeps that", flush=True)
+    del largest, method
     # the run below loads and checks the data again: keep that time too
     left = start + args.minutes * 60 - time.perf_counter() - load_s
     budget = plan_budget(steps, left, eval_s, seeds=len(request.seeds))

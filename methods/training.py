@@ -122,6 +122,12 @@ class TrainOptions(Checked):
             return "bf16" if device.type == "cuda" else "fp32"
         return self.precision
 
+    def resolved_channels_last(self, device: torch.device) -> bool:
+        """Channels-last on CUDA only, though it is 1.1x to 1.2x faster on a CPU too (README,
+        Performance): randn_like and dropout fill an NHWC tensor in memory order, so the same seed
+        would draw other noise and a CPU rerun would no longer reproduce the stored numbers bit for bit."""
+        return self.channels_last and device.type == "cuda"
+
 
 @dataclass
 class History:
@@ -224,10 +230,7 @@ def _start(method: Trainable, data: ImageData, budget: Budget, options: TrainOpt
             torch.manual_seed(seed)
             np.random.seed(seed % 2**32)
             random.seed(seed)
-    # Not on a CPU, though it is 1.1x to 1.2x faster there (README, Performance): randn_like and
-    # dropout fill an NHWC tensor in memory order, so the same seed would draw other noise and a
-    # CPU rerun would no longer reproduce the stored numbers bit for bit.
-    channels_last = options.channels_last and device.type == "cuda"
+    channels_last = options.resolved_channels_last(device)
     if channels_last:  # the EMA copy too: its per-step lerp is one fused kernel only when layouts match
         modules.to(memory_format=torch.channels_last)
         method.ema.module.to(memory_format=torch.channels_last)

@@ -87,11 +87,11 @@ def gflop_per_step(data: DataSplits, **overrides) -> float:
 
 
 def ran_as(options: TrainOptions, device: str) -> str:
-    """What an option set does on ``device``: "auto" precision is bf16 on CUDA only, and pretraining
-    takes channels-last on CUDA only, so a label alone can say more than ran."""
-    precision = options.resolved_precision(torch.device(device))
-    layout = "channels-last" if options.channels_last and device == "cuda" else "contiguous"
-    return f"{precision}, {layout}" + (", compiled" if options.compile else "")
+    """What an option set does on ``device``, as pretraining resolves it: a label alone can say more than
+    ran (the CUDA default's bf16 and channels-last are fp32 and contiguous on a CPU)."""
+    where = torch.device(device)
+    layout = "channels-last" if options.resolved_channels_last(where) else "contiguous"
+    return f"{options.resolved_precision(where)}, {layout}" + (", compiled" if options.compile else "")
 
 
 def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str,
