@@ -9,8 +9,9 @@ What this module adds around that loop:
   written atomically; a rerun of the same command continues from it and ends
   with the same weights as an uninterrupted run on the same device. The
   snapshot is deleted once the final checkpoint exists.
-- **Speed on a GPU.** bf16 autocast (``precision``), channels-last tensors,
-  fused Adam, and optionally ``torch.compile`` of every trained module.
+- **Speed.** bf16 autocast (``precision``) and channels-last tensors (``layout``),
+  by default on CUDA and on request on a CPU; fused Adam; optionally
+  ``torch.compile`` of every trained module.
 - **Several processes.** Under ``torchrun`` every rank draws the same global
   batch (rank 0's permutation, broadcast) and takes its slice; the method's
   loss runs as the forward of one module (``_Objective``) wrapped in
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -56,8 +57,9 @@ if TYPE_CHECKING:
     from core.data import ImageData
 
 PRECISIONS = ("auto", "fp32", "bf16")
+LAYOUTS = ("auto", "channels_last", "contiguous")
 # Options that change how fast a run is, not what it learns: not part of a run's identity.
-SPEED_SETTINGS = ("channels_last", "compile", "checkpoint_every")
+SPEED_SETTINGS = ("layout", "compile", "checkpoint_every")
 SNAPSHOT_FORMAT = 1
 
 
@@ -112,7 +114,7 @@ class TrainOptions(Checked):
     """How pretraining runs on the hardware. Only ``precision`` changes what is learned."""
 
     precision: str = setting("auto", Choice(PRECISIONS))  # auto: bf16 autocast on CUDA, fp32 elsewhere
-    channels_last: bool = True    # CUDA only: NHWC tensors for the convolutions
+    layout: str = setting("auto", Choice(LAYOUTS))  # of the images and weights; auto: channels-last on CUDA
     compile: bool = False         # torch.compile every trained module (first steps are slower)
     # steps between resumable snapshots
     checkpoint_every: int = setting(500, Integers(0, note="0: none"))
@@ -122,11 +124,17 @@ class TrainOptions(Checked):
             return "bf16" if device.type == "cuda" else "fp32"
         return self.precision
 
+    SETTING_HINTS: ClassVar[dict[str, str]] = {
+        "channels_last": "the layout setting replaced it: layout=channels_last, contiguous or auto"}
+
     def resolved_channels_last(self, device: torch.device) -> bool:
-        """Channels-last on CUDA only, though it is 1.1x to 1.2x faster on a CPU too (README,
-        Performance): randn_like and dropout fill an NHWC tensor in memory order, so the same seed
-        would draw other noise and a CPU rerun would no longer reproduce the stored numbers bit for bit."""
-        return self.channels_last and device.type == "cuda"
+        """``auto`` is channels-last on CUDA only. On a CPU it is faster at the paper preset's 32x32
+        (README, Performance) and not at the quick presets' small images, and it changes what a seed
+        draws (randn_like and dropout fill NHWC memory in order): CPU reruns of the stored rows, which
+        were contiguous, would stop reproducing them bit for bit. So a CPU takes it when asked."""
+        if self.layout == "auto":
+            return device.type == "cuda"
+        return self.layout == "channels_last"
 
 
 @dataclass

@@ -65,9 +65,9 @@ def test_laplacenet_on_cuda(backend, toy_data):
 
 
 @pytest.mark.parametrize("options", [
-    {"precision": "bf16", "channels_last": True},
-    {"precision": "bf16", "channels_last": True, "compile": True},
-    {"precision": "fp32", "channels_last": False},
+    {"precision": "bf16", "layout": "channels_last"},
+    {"precision": "bf16", "layout": "channels_last", "compile": True},
+    {"precision": "fp32", "layout": "contiguous"},
 ], ids=["bf16-channels_last", "bf16-channels_last-compile", "fp32"])
 def test_fit_with_the_gpu_training_options(options, toy_data, tmp_path):
     import dataclasses

@@ -23,6 +23,7 @@ def test_a_throughput_line_says_what_ran_on_the_device():
     assert ran_as(OPTIONS["bf16+channels_last+fused"], "cpu") == "fp32, contiguous"
     assert ran_as(OPTIONS["bf16+channels_last+fused"], "cuda") == "bf16, channels-last"
     assert ran_as(OPTIONS["bf16"], "cpu") == "bf16, contiguous"
+    assert ran_as(OPTIONS["bf16+channels_last"], "cpu") == "bf16, channels-last"
     assert ran_as(OPTIONS["fp32+compile"], "cuda") == "fp32, contiguous, compiled"
 
 

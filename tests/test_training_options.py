@@ -24,16 +24,30 @@ def test_bf16_autocast_trains_fp32_weights_and_codes(toy_data):
     assert z.dtype == torch.float32 and torch.isfinite(z).all()
 
 
-def test_channels_last_trains_the_same_weights_on_a_cpu(toy_data):
-    """The layout is ignored on a CPU: with it, randn_like and dropout would draw other noise for the
-    same seed (they fill NHWC memory in order), and CPU reruns would stop reproducing stored rows."""
+def test_the_auto_layout_is_contiguous_on_a_cpu(toy_data):
+    """CPU reruns of the stored (contiguous) rows reproduce them bit for bit: channels-last would draw
+    other noise for the same seed (randn_like and dropout fill NHWC memory in order)."""
     weights = []
-    for channels_last in (False, True):
+    for layout in ("contiguous", "auto"):
         method, budget = smoke_method("drl", toy_data)  # reseeds: the same start
         method.fit(toy_data.train, dataclasses.replace(budget, iterations=3), progress=False,
-                   options=TrainOptions(precision="fp32", channels_last=channels_last))
+                   options=TrainOptions(precision="fp32", layout=layout))
         weights.append(method.state_dict())
     assert_same_weights(*weights)
+    assert TrainOptions().resolved_channels_last(torch.device("cuda"))
+
+
+def test_channels_last_on_a_cpu_when_asked(toy_data):
+    """The layout a run asks for is the one it trains in; its modules end contiguous for encoding."""
+    method, budget = smoke_method("drl", toy_data)
+    seen = []
+    real_loss = type(method).loss
+    method.loss = lambda batch: seen.append(batch.is_contiguous(memory_format=torch.channels_last)) or \
+        real_loss(method, batch)
+    history = method.fit(toy_data.train, dataclasses.replace(budget, iterations=3), progress=False,
+                         options=TrainOptions(precision="fp32", layout="channels_last"))
+    assert seen == [True] * 3 and all(torch.isfinite(torch.tensor(history.losses)))
+    assert all(p.is_contiguous() for p in method.modules.parameters())
 
 
 def test_auto_precision_is_bf16_on_cuda_only():
@@ -49,7 +63,7 @@ def test_reduced_precision_has_its_own_checkpoint_and_fp32_keeps_the_old_key():
     assert checkpoint_key(*args, "bf16")[0] != fp32
 
 
-@pytest.mark.parametrize("bad", [dict(precision="fp16"), dict(checkpoint_every=-1)])
+@pytest.mark.parametrize("bad", [dict(precision="fp16"), dict(layout="nhwc"), dict(checkpoint_every=-1)])
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError, match=str(next(iter(bad.values())))):
         TrainOptions(**bad)
@@ -57,9 +71,16 @@ def test_bad_options_are_refused(bad):
 
 def test_speed_settings_do_not_make_a_new_leaderboard_entry(tmp_path):
     assert main(["run", "--method", "ae", "--protocol", "probe", "--preset", "smoke", "--no-progress",
-                 "--set", "checkpoint_every=7", "--set", "compile=false", "--set", "channels_last=false",
+                 "--set", "checkpoint_every=7", "--set", "compile=false", "--set", "layout=contiguous",
                  "--results", str(tmp_path / "r"), "--leaderboards", str(tmp_path / "b")]) == 0
     assert set(ResultsStore(tmp_path / "r").frame().variant) == {""}
+
+
+def test_the_old_layout_setting_names_its_replacement(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--method", "ae", "--protocol", "probe", "--preset", "smoke", "--set", "channels_last=false",
+              "--results", str(tmp_path / "r"), "--leaderboards", str(tmp_path / "b")])
+    assert exit_.value.code == 2 and "layout=channels_last, contiguous or auto" in capsys.readouterr().err
 
 
 def test_a_divergence_is_caught_at_its_step_and_never_snapshot(toy_data, tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
     python -m tests.perf.throughput --device cpu --steps 2 --option fp32
     python -m tests.perf.throughput --device cpu --steps 2 --set score_width=24 --set score_blocks=1
-    python -m tests.perf.throughput --device cpu --steps 2 --option bf16   # AMX: bf16 matrix units on a CPU
+    python -m tests.perf.throughput --device cpu --steps 2 --option bf16+channels_last   # a CPU's fastest
 
 prints one line: DRL at the ``paper`` preset on CIFAR-10-sized random images
 (the cost does not depend on pixels), images/s over ``--steps`` steps after a
@@ -27,11 +27,14 @@ from tests.conftest import preset_method
 SHAPE = (3, 32, 32)
 PAPER_ITERATIONS = preset_settings("paper", SHAPE)["iterations"]
 OPTIONS = {
-    "fp32": TrainOptions(precision="fp32", channels_last=False),
+    "fp32": TrainOptions(precision="fp32", layout="contiguous"),
     "bf16+channels_last+fused": TrainOptions(),  # the CUDA default; on a CPU it runs as fp32, contiguous
     "bf16+channels_last+fused+compile": TrainOptions(compile=True),
-    "fp32+compile": TrainOptions(precision="fp32", channels_last=False, compile=True),
-    "bf16": TrainOptions(precision="bf16", channels_last=False),  # bf16 autocast on any device, CPUs too
+    "fp32+compile": TrainOptions(precision="fp32", layout="contiguous", compile=True),
+    # as asked on any device, CPUs too (bf16 autocast: AMX or AVX-512 BF16 matrix instructions)
+    "bf16": TrainOptions(precision="bf16", layout="contiguous"),
+    "fp32+channels_last": TrainOptions(precision="fp32", layout="channels_last"),
+    "bf16+channels_last": TrainOptions(precision="bf16", layout="channels_last"),
 }
 GPU_OPTIONS = ("fp32", "bf16+channels_last+fused", "bf16+channels_last+fused+compile")  # tox -e gpu's
 
