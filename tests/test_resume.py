@@ -31,13 +31,15 @@ def _stop_at(step: int):
     return on_step
 
 
-@pytest.mark.parametrize("name", ["drl", "simclr", "vae"])
-def test_interrupted_fit_resumes_to_the_same_weights(name, toy_data, tmp_path):
-    """Stochastic objectives (noise and t, lightly's numpy/random augmentations, reparameterisation)."""
+@pytest.mark.parametrize(("name", "layout"), [("drl", "auto"), ("simclr", "auto"), ("vae", "auto"),
+                                           ("drl", "channels_last")])
+def test_interrupted_fit_resumes_to_the_same_weights(name, layout, toy_data, tmp_path):
+    """Stochastic objectives (noise and t, lightly's numpy/random augmentations, reparameterisation),
+    and a CPU run in the channels-last layout it asked for (its snapshot holds NHWC weights)."""
     method, budget = smoke_method(name, toy_data)
     budget = dataclasses.replace(budget, iterations=12)
-    options = TrainOptions(checkpoint_every=4)
-    straight = method.fit(toy_data.train, budget, progress=False)
+    options = TrainOptions(checkpoint_every=4, layout=layout)
+    straight = method.fit(toy_data.train, budget, progress=False, options=TrainOptions(layout=layout))
     expected = method.state_dict()
 
     snapshot = tmp_path / "run.partial.pt"
