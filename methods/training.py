@@ -119,13 +119,13 @@ class TrainOptions(Checked):
     # steps between resumable snapshots
     checkpoint_every: int = setting(500, Integers(0, note="0: none"))
 
+    SETTING_HINTS: ClassVar[dict[str, str]] = {
+        "channels_last": "the layout setting replaced it: layout=channels_last, contiguous or auto"}
+
     def resolved_precision(self, device: torch.device) -> str:
         if self.precision == "auto":
             return "bf16" if device.type == "cuda" else "fp32"
         return self.precision
-
-    SETTING_HINTS: ClassVar[dict[str, str]] = {
-        "channels_last": "the layout setting replaced it: layout=channels_last, contiguous or auto"}
 
     def resolved_channels_last(self, device: torch.device) -> bool:
         """``auto`` is channels-last on CUDA only. On a CPU it is faster at the paper preset's 32x32
