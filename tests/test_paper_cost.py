@@ -1,6 +1,8 @@
 """The paper preset costs what the reference costs: FLOPs per training step (a count, not a timing); the
 throughput tools say what they ran."""
 
+import sys
+
 import pytest
 
 from tests.perf.paper_code_throughput import main as time_the_paper_code
@@ -11,6 +13,7 @@ from tests.perf.throughput import (
     ran_as,
     random_cifar_like,
 )
+from tests.perf.throughput import main as throughput_main
 
 
 def test_the_paper_preset_step_is_within_5_percent_of_the_references_flops():
@@ -32,3 +35,22 @@ def test_the_paper_code_timer_names_a_folder_without_the_reference(tmp_path, cap
         time_the_paper_code([str(tmp_path)])
     assert exit_.value.code == 2
     assert f"refdir {str(tmp_path)!r} holds no models/ncsnpp.py" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "layout=nhwc"], "layout=nhwc is not allowed; valid: auto, channels_last, contiguous"),
+    (["--set", "no_such=1"], "unknown setting 'no_such'"),
+    (["--profile", "-1"], "--profile -1: give a number of operators"),
+])
+def test_the_throughput_command_refuses_a_bad_setting_in_one_line(monkeypatch, capsys, args, message):
+    """--set takes the training options (compile, layout, precision) besides DRL's settings."""
+    monkeypatch.setattr(sys, "argv", ["throughput", "--device", "cpu", "--steps", "1", *args])
+    with pytest.raises(SystemExit) as exit_:
+        throughput_main()
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_paper_code_timer_refuses_a_negative_profile(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        time_the_paper_code([str(tmp_path), "--profile", "-1"])
+    assert exit_.value.code == 2 and "--profile -1" in capsys.readouterr().err

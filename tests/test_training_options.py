@@ -40,10 +40,13 @@ def test_the_auto_layout_is_contiguous_on_a_cpu(toy_data):
 def test_channels_last_on_a_cpu_when_asked(toy_data):
     """The layout a run asks for is the one it trains in; its modules end contiguous for encoding."""
     method, budget = smoke_method("drl", toy_data)
-    seen = []
-    real_loss = type(method).loss
-    method.loss = lambda batch: seen.append(batch.is_contiguous(memory_format=torch.channels_last)) or \
-        real_loss(method, batch)
+    seen, real_loss = [], method.loss
+
+    def recording_loss(batch):
+        seen.append(batch.is_contiguous(memory_format=torch.channels_last))
+        return real_loss(batch)
+
+    method.loss = recording_loss
     history = method.fit(toy_data.train, dataclasses.replace(budget, iterations=3), progress=False,
                          options=TrainOptions(precision="fp32", layout="channels_last"))
     assert seen == [True] * 3 and all(torch.isfinite(torch.tensor(history.losses)))

@@ -1,6 +1,7 @@
 """The papers' own training step, timed like ``tests.perf.throughput`` times the suite's, in fp32 or bf16.
 
     python -m tests.perf.paper_code_throughput REFDIR --steps 3 --precision bf16
+    python -m tests.perf.paper_code_throughput REFDIR --steps 3 --profile 25   # where its time goes
 
 REFDIR is the ``score_sde_pytorch`` folder of korabs-x/representation_score_based
 (``git archive HEAD score_sde_pytorch``), with ``ml-collections`` installed. Its
@@ -66,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also print the N operators that took most time over the timed steps, as "
+                             "tests.perf.throughput --profile does for the suite's step")
     args = parser.parse_args(argv)
+    if args.profile < 0:
+        parser.error(f"--profile {args.profile}: give a number of operators, 1 or more (0: no profile)")
     if not (args.refdir / "models" / "ncsnpp.py").is_file():
         parser.error(f"refdir {str(args.refdir)!r} holds no models/ncsnpp.py; "
                      "give the score_sde_pytorch folder of korabs-x/representation_score_based")
@@ -76,11 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         step(bf16)
     synchronize = torch.cuda.synchronize if args.device == "cuda" else lambda: None
     synchronize()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step(bf16)
-    synchronize()
-    seconds = (time.perf_counter() - start) / args.steps
+
+    def timed() -> float:
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step(bf16)
+        synchronize()
+        return (time.perf_counter() - start) / args.steps
+
+    if args.profile:
+        from tests.perf.throughput import profiled  # noqa: PLC0415  (the suite's imports, only when asked)
+        seconds = profiled(args.profile)(timed)
+    else:
+        seconds = timed()
     print(f"reference (NCSN++-small + WRN-28-2, {n_params / 1e6:.2f} M parameters), batch {args.batch}, "
           f"{args.precision}: {args.batch / seconds:.1f} images/s, {seconds:.3f} s a step on "
           f"{args.device} ({torch.get_num_threads()} threads)")

@@ -2,7 +2,8 @@
 
     python -m tests.perf.throughput --device cpu --steps 2 --option fp32
     python -m tests.perf.throughput --device cpu --steps 2 --set score_width=24 --set score_blocks=1
-    python -m tests.perf.throughput --device cpu --steps 2 --option bf16+channels_last   # as asked, CPUs too
+    python -m tests.perf.throughput --device cpu --steps 2 --option bf16+channels_last   # as labelled, CPUs too
+    python -m tests.perf.throughput --device cpu --steps 2 --option fp32+channels_last --set compile=true
 
 prints one line: DRL at the ``paper`` preset on CIFAR-10-sized random images
 (the cost does not depend on pixels), images/s over ``--steps`` steps after a
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -98,7 +100,8 @@ def ran_as(options: TrainOptions, device: str) -> str:
 
 
 def throughput_line(history: History, batch_size: int, hours: float, option: str, device: str,
-                    gflop: float | None = None, variant: str = "") -> str:
+                    gflop: float | None = None, variant: str = "", options: TrainOptions | None = None) -> str:
+    """One line: what ran and how fast. ``options``: what ran, where ``--set`` changed ``option``'s."""
     cuda = device == "cuda"
     where = torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)"
     memory = f", peak {history.peak_memory_mb:.0f} MiB" if cuda else ""  # measured on CUDA only
@@ -106,7 +109,7 @@ def throughput_line(history: History, batch_size: int, hours: float, option: str
                                       f"({gflop / REFERENCE_GFLOP_PER_STEP:.3f}x the reference's)")
     preset = f"paper preset [{variant}]" if variant else "paper preset"
     return (f"drl {preset}, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option} "
-            f"({ran_as(OPTIONS[option], device)}): {history.images_per_s:.0f} images/s{memory}{flops}, "
+            f"({ran_as(options or OPTIONS[option], device)}): {history.images_per_s:.0f} images/s{memory}{flops}, "
             f"{PAPER_ITERATIONS} iterations = {hours:.1f} h on {where}")
 
 
@@ -132,14 +135,17 @@ def same_seed_spread(data: DataSplits, options: TrainOptions, device: str = "cud
             "accuracy_difference": abs(accuracies[0] - accuracies[1])}
 
 
-def profiled(top: int) -> Callable[[Callable[[], History]], History]:
-    """A ``measure`` timer that runs the timed steps under torch.profiler and prints the ``top`` operators by
-    their own time (share of the whole): where a step's time goes."""
-    def timer(steps: Callable[[], History]) -> History:
+Result = TypeVar("Result")
+
+
+def profiled(top: int) -> Callable[[Callable[[], Result]], Result]:
+    """A timer that runs the timed steps under torch.profiler and prints the ``top`` operators by their
+    own time (share of the whole): where a step's time goes. ``measure`` and the papers' step take it."""
+    def timer(steps: Callable[[], Result]) -> Result:
         with torch.profiler.profile() as profile:
-            history = steps()
+            result = steps()
         print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=44))
-        return history
+        return result
     return timer
 
 
@@ -152,19 +158,27 @@ def main() -> None:
                         help="also print the N operators that took most time over the timed steps (torch.profiler; "
                              "the profiler slows the steps, so the images/s of a profiled run read low)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a paper-preset setting of DRL, e.g. --set score_width=24 (repeatable)")
+                        help="override a paper-preset setting of DRL, e.g. --set score_width=24, or a training "
+                             "option of --option's, e.g. --set compile=true (repeatable)")
     args = parser.parse_args()
     try:
-        overrides = parse_overrides(args.overrides, [get_method_class("drl").config_cls, Budget])
+        overrides = parse_overrides(args.overrides, [get_method_class("drl").config_cls, Budget, TrainOptions])
     except SettingError as err:
         parser.error(str(err))  # one line, exit status 2
+    option_fields = {f.name for f in dataclasses.fields(TrainOptions)}
+    try:  # a training option's value is checked when the options are built
+        options = dataclasses.replace(OPTIONS[args.option],
+                                      **{k: v for k, v in overrides.items() if k in option_fields})
+    except ValueError as err:
+        parser.error(str(err))
+    overrides = {k: v for k, v in overrides.items() if k not in option_fields}
     if args.profile < 0:
         parser.error(f"--profile {args.profile}: give a number of operators, 1 or more (0: no profile)")
     data = random_cifar_like()
     timer = profiled(args.profile) if args.profile else (lambda f: f())
-    history, batch, hours = measure(data, OPTIONS[args.option], args.device, args.steps, timer, **overrides)
+    history, batch, hours = measure(data, options, args.device, args.steps, timer, **overrides)
     print(throughput_line(history, batch, hours, args.option, args.device, gflop_per_step(data, **overrides),
-                          canonical_variant(overrides)))
+                          canonical_variant(overrides), options))
 
 
 if __name__ == "__main__":
