@@ -129,9 +129,9 @@ class TrainOptions(Checked):
 
     def resolved_channels_last(self, device: torch.device) -> bool:
         """``auto`` is channels-last on CUDA only. On a CPU it is faster at the paper preset's 32x32
-        (README, Performance) and not at the quick presets' small images, and it changes what a seed
-        draws (randn_like and dropout fill NHWC memory in order): CPU reruns of the stored rows, which
-        were contiguous, would stop reproducing them bit for bit. So a CPU takes it when asked."""
+        (README, Performance), but it changes what a seed draws (randn_like and dropout fill NHWC
+        memory in order): CPU reruns of the stored rows, which were contiguous, would stop reproducing
+        them bit for bit. So a CPU takes it when asked."""
         if self.layout == "auto":
             return device.type == "cuda"
         return self.layout == "channels_last"
