@@ -38,6 +38,7 @@ from benchmarks.store import (
 )
 from core.data import DatasetError
 from core.files import CorruptCacheError
+from core.host_memory import retain_freed_memory
 from datasets import available_datasets, dataset_module, load_dataset
 from methods.base import METHODS, available_methods
 from protocols.base import PROTOCOLS, available_protocols
@@ -384,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _fair_share_threads(getattr(args, "threads", None))
+    retain_freed_memory()  # steps reuse their freed activations instead of faulting pages in anew
     try:
         if hasattr(args, "results_db"):
             args.results_db_given = args.results_db is not None

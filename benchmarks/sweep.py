@@ -52,6 +52,7 @@ from benchmarks.cache import FeatureCache, encode_in_chunks
 from benchmarks.presets import settings_with
 from benchmarks.store import database_url
 from core.data import DataSplits, stratified_split
+from core.host_memory import retain_freed_memory
 from core.seeding import seed_everything
 from methods.base import (
     Budget,
@@ -241,6 +242,7 @@ def _optimize(req: SweepRequest, data: DataSplits, device: torch.device) -> None
 
 def _worker(req: SweepRequest, data: DataSplits, device: str, threads: int) -> None:
     torch.set_num_threads(threads)
+    retain_freed_memory()  # a spawned worker starts with glibc's defaults, as the command line did
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial from N workers is noise
     _optimize(req, data, torch.device(device))
 

@@ -9,4 +9,5 @@
   ``load_or_set_aside``, ``atomic_write``).
 - ``core.seeding``: ``seed_everything``.
 - ``core.distributed``: ``world``, ``init_distributed``, ``is_main_process``, ``barrier``.
+- ``core.host_memory``: ``retain_freed_memory`` (glibc's malloc keeps freed activations for reuse).
 """

@@ -41,6 +41,7 @@ def test_the_paper_code_timer_names_a_folder_without_the_reference(tmp_path, cap
     (["--set", "layout=nhwc"], "layout=nhwc is not allowed; valid: auto, channels_last, contiguous"),
     (["--set", "no_such=1"], "unknown setting 'no_such'"),
     (["--profile", "-1"], "--profile -1: give a number of operators"),
+    (["--malloc", "jemalloc"], "invalid choice: 'jemalloc'"),
 ])
 def test_the_throughput_command_refuses_a_bad_setting_in_one_line(monkeypatch, capsys, args, message):
     """--set takes the training options (compile, layout, precision) besides DRL's settings."""

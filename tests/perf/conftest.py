@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from core.data import DataSplits
+from core.host_memory import retain_freed_memory
 from datasets import load_dataset
 from methods.base import Method
 from protocols.base import DEFAULT_T_VALUES
@@ -39,6 +40,12 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.section(title)
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def command_line_malloc() -> None:
+    """Time everything under the malloc setting that ``python -m benchmarks`` runs with (core.host_memory)."""
+    retain_freed_memory()
 
 
 def quick_method(name: str, data: DataSplits, **overrides) -> Method:

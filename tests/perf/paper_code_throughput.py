@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from core.host_memory import MALLOC_CHOICES, malloc_in_effect
+
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--malloc", default="default", choices=MALLOC_CHOICES,
+                        help="default: glibc's settings, as the reference runs; retain: the suite's "
+                             "(core.host_memory), for a like-for-like comparison")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also print the N operators that took most time over the timed steps, as "
                              "tests.perf.throughput --profile does for the suite's step")
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.refdir / "models" / "ncsnpp.py").is_file():
         parser.error(f"refdir {str(args.refdir)!r} holds no models/ncsnpp.py; "
                      "give the score_sde_pytorch folder of korabs-x/representation_score_based")
+    malloc = malloc_in_effect(args.malloc)
     step, n_params = reference_step(args.refdir, args.batch, args.device)
     bf16 = args.precision == "bf16"
     for _ in range(2):
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = timed()
     print(f"reference (NCSN++-small + WRN-28-2, {n_params / 1e6:.2f} M parameters), batch {args.batch}, "
           f"{args.precision}: {args.batch / seconds:.1f} images/s, {seconds:.3f} s a step on "
-          f"{args.device} ({torch.get_num_threads()} threads)")
+          f"{args.device} ({torch.get_num_threads()} threads), malloc {malloc}")
     return 0
 
 

@@ -22,6 +22,7 @@ import torch
 
 from benchmarks.presets import SettingError, canonical_variant, parse_overrides, preset_settings
 from core.data import DataSplits, ImageData
+from core.host_memory import MALLOC_CHOICES, malloc_in_effect
 from methods.base import Budget, get_method_class
 from methods.training import History, TrainOptions
 from tests.conftest import preset_method
@@ -157,6 +158,9 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also print the N operators that took most time over the timed steps (torch.profiler; "
                              "the profiler slows the steps, so the images/s of a profiled run read low)")
+    parser.add_argument("--malloc", default="retain", choices=MALLOC_CHOICES,
+                        help="retain (default): freed memory kept for reuse, as the command line sets "
+                             "(core.host_memory); default: glibc's own settings")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a paper-preset setting of DRL, e.g. --set score_width=24, or a training "
                              "option of --option's, e.g. --set compile=true (repeatable)")
@@ -174,11 +178,12 @@ def main() -> None:
     overrides = {k: v for k, v in overrides.items() if k not in option_fields}
     if args.profile < 0:
         parser.error(f"--profile {args.profile}: give a number of operators, 1 or more (0: no profile)")
+    malloc = malloc_in_effect(args.malloc)
     data = random_cifar_like()
     timer = profiled(args.profile) if args.profile else (lambda f: f())
     history, batch, hours = measure(data, options, args.device, args.steps, timer, **overrides)
     print(throughput_line(history, batch, hours, args.option, args.device, gflop_per_step(data, **overrides),
-                          canonical_variant(overrides), options))
+                          canonical_variant(overrides), options) + f", malloc {malloc}")
 
 
 if __name__ == "__main__":
