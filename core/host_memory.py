@@ -5,12 +5,14 @@ megabytes each (the probe's batched heads: 11 x 512 x 256 floats, 5.8 MB), and
 glibc's defaults hand such blocks back to the kernel when they are freed (an
 ``mmap`` per block above the threshold, or trimming the top of the heap); the
 next step then pays a page fault for every 4 KiB it touches again. Raising both
-thresholds keeps the freed blocks for reuse: the batched MLP probe runs about
-20 % faster on a CPU, pretraining about 10 % (README, Performance), for a
-process footprint that stays at its peak instead of shrinking between steps.
+thresholds keeps the freed blocks for reuse: the batched MLP probe's heads fit
+about 15 % faster on a CPU (README, Performance; the suite's pretraining step
+gains nothing measurable), for a process footprint that stays near its peak
+instead of shrinking between steps.
 
 Only glibc (Linux) is tuned; elsewhere, or where the user chose glibc's malloc
-settings through its environment variables, nothing changes.
+settings through its environment variables (``GLIBC_TUNABLES=``, empty, keeps
+glibc's defaults), nothing changes.
 """
 
 from __future__ import annotations
