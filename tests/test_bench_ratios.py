@@ -1,7 +1,9 @@
 """The batched-vs-loop speed-ups printed after ``tox -e bench`` (tests/perf/ratios.py)."""
 
 import json
+from types import SimpleNamespace
 
+from tests.perf.conftest import pytest_collection_modifyitems
 from tests.perf.ratios import main, ratio_lines
 
 
@@ -44,3 +46,17 @@ def test_script_reads_pytest_benchmark_json(tmp_path, capsys):
     assert "trajectory: batched is 1.1x faster" in capsys.readouterr().out
     assert main([str(tmp_path / "missing.json")]) == 2
     assert "cannot read benchmarks from" in capsys.readouterr().err
+
+
+def test_each_loop_benchmark_runs_right_after_its_batched_partner():
+    """Measured minutes apart, a pair would carry the machine's drift into its ratio."""
+    names = ["test_probe_batched[a]", "test_probe_batched[b]", "test_svm_fit", "test_probe_loop[a]",
+             "test_probe_loop[b]", "test_encode_batched", "test_encode_loop", "test_encode_loop_at_its_best_batch",
+             "test_widget_loop[a]"]  # no batched partner in its module: stays where it was
+    items = [SimpleNamespace(name=n, path="probe.py") for n in names[:5]]
+    items += [SimpleNamespace(name=n, path="other.py") for n in names[5:]]
+    pytest_collection_modifyitems(items)
+    assert [item.name for item in items] == [
+        "test_probe_batched[a]", "test_probe_loop[a]", "test_probe_batched[b]", "test_probe_loop[b]",
+        "test_svm_fit", "test_encode_batched", "test_encode_loop", "test_encode_loop_at_its_best_batch",
+        "test_widget_loop[a]"]

@@ -19,7 +19,7 @@ from datasets import load_dataset
 from methods.base import Method
 from protocols.base import DEFAULT_T_VALUES
 from tests.conftest import preset_method
-from tests.perf.ratios import ratio_lines
+from tests.perf.ratios import pair_role, ratio_lines
 
 SPLITS = ("train", "val", "test")
 
@@ -40,6 +40,26 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.section(title)
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every loop benchmark right after its batched partner (same module and parametrisation)
+    instead of after all the batched ones: these machines' speed drifts by a fifth over minutes, and a
+    pair measured minutes apart carries that drift into its ratio."""
+    batched_at = {}
+    for position, item in enumerate(items):
+        role = pair_role(item.name)
+        if role and role[1] == "batched":
+            batched_at[item.path, role[0], role[2]] = position
+
+    def place(numbered: tuple[int, pytest.Item]) -> tuple[float, int]:
+        position, item = numbered
+        role = pair_role(item.name)
+        if role and role[1] != "batched" and (item.path, role[0], role[2]) in batched_at:
+            return batched_at[item.path, role[0], role[2]] + 0.5, position  # after it, loops in their order
+        return position, 0
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=place)]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -33,14 +33,21 @@ def target_for(group: str, param: str) -> float | None:
     return next((target for g, needs, target in TARGETS if g == group and needs <= words), None)
 
 
+def pair_role(name: str) -> tuple[str, str, str] | None:
+    """A benchmark's place in a pair: (stem, "batched" or "loop[_variant]", parametrisation), for names
+    like ``test_probe_batched[mlp-paper-cpu]``; None for a benchmark that is not half of a pair."""
+    match = re.fullmatch(r"(test_\w+?)_(batched|loop(?:_\w+)?)(\[.*\])?", name)
+    return None if match is None else (match.group(1), match.group(2), match.group(3) or "")
+
+
 def ratio_lines(benchmarks: list[dict[str, Any]]) -> list[str]:
     """One line per (group, param, loop variant) that has both a ``_batched`` and a ``_loop`` benchmark."""
     pairs: dict[tuple[str, str], dict[str, float]] = {}
     for b in benchmarks:
-        match = re.fullmatch(r"test_\w+?_(batched|loop(?:_\w+)?)(\[.*\])?", b["name"])
-        if match:
-            key = (b["group"] or "", match.group(2) or "")
-            pairs.setdefault(key, {})[match.group(1)] = b["stats"]["min"]
+        role = pair_role(b["name"])
+        if role:
+            _, kind, param = role
+            pairs.setdefault((b["group"] or "", param), {})[kind] = b["stats"]["min"]
     lines = []
     for (group, param), times in sorted(pairs.items()):
         loops = sorted(kind for kind in times if kind.startswith("loop"))
