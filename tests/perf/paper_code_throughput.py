@@ -2,6 +2,7 @@
 
     python -m tests.perf.paper_code_throughput REFDIR --steps 3 --precision bf16
     python -m tests.perf.paper_code_throughput REFDIR --steps 3 --profile 25   # where its time goes
+    python -m tests.perf.paper_code_throughput REFDIR --steps 3 --malloc retain   # the suite's malloc setting
 
 REFDIR is the ``score_sde_pytorch`` folder of korabs-x/representation_score_based
 (``git archive HEAD score_sde_pytorch``), with ``ml-collections`` installed. Its
@@ -11,8 +12,11 @@ continuous VE SDE's denoising loss with the L1 penalty on the code, Adam at
 2e-4, gradients clipped to norm 1, batch 100 on 32x32x3 images. ``--precision
 bf16`` runs that step under ``torch.autocast(dtype=torch.bfloat16)``, which the
 reference code never does: the like-for-like baseline for the suite's
-``--option bf16``, as plain fp32 is for ``--option fp32``. Prints one line:
-images/s over ``--steps`` steps after 2 warm-up steps.
+``--option bf16``, as plain fp32 is for ``--option fp32``. It runs with
+glibc's malloc defaults, as shipped; ``--malloc retain`` keeps freed memory for
+reuse as the suite's command line does (core.host_memory), which speeds this
+step and not the suite's. Prints one line: images/s over ``--steps`` steps
+after 2 warm-up steps, and the malloc setting it ran with.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
     python -m tests.perf.throughput --device cpu --steps 2 --set score_width=24 --set score_blocks=1
     python -m tests.perf.throughput --device cpu --steps 2 --option bf16+channels_last   # as labelled, CPUs too
     python -m tests.perf.throughput --device cpu --steps 2 --option fp32+channels_last --set compile=true
+    python -m tests.perf.throughput --device cpu --steps 2 --malloc default   # glibc's own malloc settings
 
 prints one line: DRL at the ``paper`` preset on CIFAR-10-sized random images
 (the cost does not depend on pixels), images/s over ``--steps`` steps after a
