@@ -221,3 +221,13 @@ def test_threads_sets_this_processes_intra_op_threads(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_every_command_keeps_freed_memory_for_reuse(monkeypatch, capsys):
+    """The process setting of core.host_memory, before any work (what tests/perf times)."""
+    import benchmarks.__main__ as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "retain_freed_memory", lambda: calls.append("retain") or True)
+    assert main(["list", "methods"]) == 0
+    assert calls == ["retain"]
