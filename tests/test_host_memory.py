@@ -6,15 +6,12 @@ pages each time) in a fresh interpreter, with and without the suite's setting,
 once the heap has grown to hold it.
 """
 
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from core.host_memory import USER_SETTINGS, malloc_in_effect, retain_freed_memory
-
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+from core.host_memory import USER_SETTINGS, malloc_in_effect, on_glibc, retain_freed_memory
 
 FAULTS_PER_ALLOCATION = """
 import resource, sys, torch
@@ -29,20 +26,20 @@ print(ran, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
 """
 
 
-def _faults_per_allocation(choice: str, env: dict[str, str] | None = None) -> tuple[str, float]:
+def _faults_per_allocation(choice: str) -> tuple[str, float]:
     out = subprocess.run([sys.executable, "-c", FAULTS_PER_ALLOCATION, choice], capture_output=True,
-                         text=True, check=True, env=env).stdout.split()
+                         text=True, check=True).stdout.split()
     return out[0], float(out[1])
 
 
-@pytest.mark.skipif(not GLIBC, reason="the setting is glibc's")
+@pytest.mark.skipif(not on_glibc(), reason="the setting is glibc's")
 def test_retained_memory_is_reused_without_page_faults():
     assert _faults_per_allocation("default") == ("default", pytest.approx(10_000_000 * 4 / 4096, rel=0.2))
     ran, faults = _faults_per_allocation("retain")
     assert ran == "retain" and faults < 100  # a few for torch's own bookkeeping, not 9766 pages
 
 
-@pytest.mark.skipif(not GLIBC, reason="the setting is glibc's")
+@pytest.mark.skipif(not on_glibc(), reason="the setting is glibc's")
 def test_a_users_own_malloc_settings_are_left_alone(monkeypatch):
     for name in USER_SETTINGS:
         monkeypatch.delenv(name, raising=False)

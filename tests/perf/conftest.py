@@ -46,20 +46,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run every loop benchmark right after its batched partner (same module and parametrisation)
     instead of after all the batched ones: these machines' speed drifts by a fifth over minutes, and a
     pair measured minutes apart carries that drift into its ratio."""
-    batched_at = {}
-    for position, item in enumerate(items):
-        role = pair_role(item.name)
-        if role and role[1] == "batched":
-            batched_at[item.path, role[0], role[2]] = position
+    roles = [pair_role(item.name) for item in items]
+    batched_at = {(item.path, role[0], role[2]): position for position, (item, role) in enumerate(zip(items, roles))
+                  if role and role[1] == "batched"}
 
-    def place(numbered: tuple[int, pytest.Item]) -> tuple[float, int]:
-        position, item = numbered
-        role = pair_role(item.name)
-        if role and role[1] != "batched" and (item.path, role[0], role[2]) in batched_at:
-            return batched_at[item.path, role[0], role[2]] + 0.5, position  # after it, loops in their order
-        return position, 0
+    def place(position: int) -> tuple[float, int]:
+        item, role = items[position], roles[position]
+        partner = batched_at.get((item.path, role[0], role[2])) if role and role[1] != "batched" else None
+        return (position, 0) if partner is None else (partner + 0.5, position)  # after it, loops in order
 
-    items[:] = [item for _, item in sorted(enumerate(items), key=place)]
+    items[:] = [items[position] for position in sorted(range(len(items)), key=place)]
 
 
 @pytest.fixture(scope="session", autouse=True)
