@@ -111,7 +111,7 @@ def throughput_line(history: History, batch_size: int, hours: float, option: str
                                       f"({gflop / REFERENCE_GFLOP_PER_STEP:.3f}x the reference's)")
     preset = f"paper preset [{variant}]" if variant else "paper preset"
     return (f"drl {preset}, {SHAPE[1]}x{SHAPE[2]}x{SHAPE[0]}, batch {batch_size}, {option} "
-            f"({ran_as(options or OPTIONS[option], device)}): {history.images_per_s:.0f} images/s{memory}{flops}, "
+            f"({ran_as(options or OPTIONS[option], device)}): {history.images_per_s:.1f} images/s{memory}{flops}, "
             f"{PAPER_ITERATIONS} iterations = {hours:.1f} h on {where}")
 
 
