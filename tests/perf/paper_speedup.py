@@ -40,6 +40,7 @@ class Command:
     label: str
     argv: tuple[str, ...]
     precision: str  # fp32 or bf16: the reference it is compared with like for like
+    suite: bool = False  # the suite's step (reported as ratios), not a reference's
 
 
 class MeasurementError(RuntimeError):
@@ -64,8 +65,8 @@ def commands(refdir: Path, suite: Sequence[str], steps: int) -> list[Command]:
         runs.append(Command(reference_label(precision),
                             (*reference, "--precision", precision, "--malloc", "retain"), precision))
     for option in suite:
-        runs.append(Command(f"suite {option}", (*python, "tests.perf.throughput", "--device", "cpu",
-                                                "--steps", str(steps), "--option", option), precision_of(option)))
+        argv = (*python, "tests.perf.throughput", "--device", "cpu", "--steps", str(steps), "--option", option)
+        runs.append(Command(f"suite {option}", argv, precision_of(option), suite=True))
     return runs
 
 
@@ -98,9 +99,7 @@ def report(runs: Sequence[Command], measured: Sequence[dict[str, float]]) -> str
     rows = [header, ["---"] * len(header)]
     rows += [[str(i), *(f"{one[run.label]:.1f}" for run in runs)] for i, one in enumerate(measured, start=1)]
     lines = ["| " + " | ".join(row) + " |" for row in rows]
-    for run in runs:
-        if not run.label.startswith("suite"):
-            continue
+    for run in (run for run in runs if run.suite):
         shipped = [one[run.label] / one[AS_SHIPPED] for one in measured]
         same = [one[run.label] / one[reference_label(run.precision)] for one in measured]
         lines.append(f"{run.label}: {ratio_summary(shipped)} the reference as shipped, "
