@@ -45,6 +45,13 @@ def test_an_alternation_times_the_reference_as_shipped_and_like_for_like_then_th
     assert [run.precision for run in runs[3:]] == ["bf16", "fp32"]
 
 
+def test_an_option_is_compared_with_the_reference_in_the_precision_it_runs_on_a_cpu(refdir):
+    # The CUDA default's label runs fp32 and contiguous on a CPU: its like-for-like baseline is fp32.
+    runs = commands(refdir, ["bf16+channels_last+fused"], steps=1)
+    assert [run.label for run in runs][:2] == ["reference fp32, as shipped", "reference fp32, memory retained"]
+    assert runs[-1].precision == "fp32" and len(runs) == 3
+
+
 def test_the_report_gives_each_suite_options_ratio_to_both_baselines(refdir, capsys):
     assert main([str(refdir), "--alternations", "2", "--steps", "1"], run=fake_run) == 0
     out = capsys.readouterr().out

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from tests.perf.throughput import OPTIONS
 
 SUITE_DEFAULT = ("fp32", "fp32+channels_last", "bf16")
@@ -52,7 +54,8 @@ def reference_label(precision: str) -> str:
 
 
 def precision_of(option: str) -> str:
-    return "bf16" if option.startswith("bf16") else "fp32"
+    """The precision ``option`` runs in on a CPU (the CUDA default's label runs fp32 there)."""
+    return OPTIONS[option].resolved_precision(torch.device("cpu"))
 
 
 def commands(refdir: Path, suite: Sequence[str], steps: int) -> list[Command]:
