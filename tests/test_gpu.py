@@ -67,8 +67,9 @@ def test_laplacenet_on_cuda(backend, toy_data):
 @pytest.mark.parametrize("options", [
     {"precision": "bf16", "layout": "channels_last"},
     {"precision": "bf16", "layout": "channels_last", "compile": True},
+    {"precision": "bf16", "layout": "channels_last", "compile": True, "compile_mode": "reduce-overhead"},
     {"precision": "fp32", "layout": "contiguous"},
-], ids=["bf16-channels_last", "bf16-channels_last-compile", "fp32"])
+], ids=["bf16-channels_last", "bf16-channels_last-compile", "bf16-channels_last-cudagraphs", "fp32"])
 def test_fit_with_the_gpu_training_options(options, toy_data, tmp_path):
     import dataclasses
 

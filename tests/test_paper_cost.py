@@ -4,7 +4,9 @@ throughput tools say what they ran."""
 import sys
 
 import pytest
+import torch
 
+from methods.training import History
 from tests.perf.paper_code_throughput import main as time_the_paper_code
 from tests.perf.throughput import (
     OPTIONS,
@@ -12,6 +14,7 @@ from tests.perf.throughput import (
     gflop_per_step,
     ran_as,
     random_cifar_like,
+    throughput_line,
 )
 from tests.perf.throughput import main as throughput_main
 
@@ -28,6 +31,18 @@ def test_a_throughput_line_says_what_ran_on_the_device():
     assert ran_as(OPTIONS["bf16"], "cpu") == "bf16, contiguous"
     assert ran_as(OPTIONS["bf16+channels_last"], "cpu") == "bf16, channels-last"
     assert ran_as(OPTIONS["fp32+compile"], "cuda") == "fp32, contiguous, compiled"
+    assert ran_as(OPTIONS["bf16+channels_last+fused+cudagraphs"], "cuda") == (
+        "bf16, channels-last, compiled with CUDA graphs")
+    assert ran_as(OPTIONS["bf16+channels_last+fused+cudagraphs"], "cpu") == "fp32, contiguous, compiled"
+
+
+def test_a_cuda_throughput_line_gives_its_ratio_to_the_gpu_target(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "NVIDIA H200")
+    history = History(steps=50, images_per_s=6000.0, peak_memory_mb=2048.0)
+    line = throughput_line(history, 100, 1.0, "bf16+channels_last+fused+cudagraphs", "cuda")
+    assert "6000.0 images/s, peak 2048 MiB, 0.50x the target of 12,000 images/s" in line
+    assert line.endswith("on NVIDIA H200")
+    assert "target" not in throughput_line(history, 100, 1.0, "fp32", "cpu")  # a GPU target
 
 
 def test_the_paper_code_timer_names_a_folder_without_the_reference(tmp_path, capsys):

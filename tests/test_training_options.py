@@ -66,7 +66,8 @@ def test_reduced_precision_has_its_own_checkpoint_and_fp32_keeps_the_old_key():
     assert checkpoint_key(*args, "bf16")[0] != fp32
 
 
-@pytest.mark.parametrize("bad", [dict(precision="fp16"), dict(layout="nhwc"), dict(checkpoint_every=-1)])
+@pytest.mark.parametrize("bad", [dict(precision="fp16"), dict(layout="nhwc"), dict(checkpoint_every=-1),
+                                 dict(compile_mode="max-autotune")])
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError, match=str(next(iter(bad.values())))):
         TrainOptions(**bad)
@@ -75,8 +76,31 @@ def test_bad_options_are_refused(bad):
 def test_speed_settings_do_not_make_a_new_leaderboard_entry(tmp_path):
     assert main(["run", "--method", "ae", "--protocol", "probe", "--preset", "smoke", "--no-progress",
                  "--set", "checkpoint_every=7", "--set", "compile=false", "--set", "layout=contiguous",
+                 "--set", "compile_mode=reduce-overhead",
                  "--results", str(tmp_path / "r"), "--leaderboards", str(tmp_path / "b")]) == 0
     assert set(ResultsStore(tmp_path / "r").frame().variant) == {""}
+
+
+def test_cuda_graphs_need_compile_in_reduce_overhead_mode_on_cuda():
+    graphs = TrainOptions(compile=True, compile_mode="reduce-overhead")
+    assert graphs.uses_cuda_graphs(torch.device("cuda"))
+    assert not graphs.uses_cuda_graphs(torch.device("cpu"))  # a CPU compiles in that mode without graphs
+    assert not TrainOptions(compile=True).uses_cuda_graphs(torch.device("cuda"))
+    assert not TrainOptions(compile_mode="reduce-overhead").uses_cuda_graphs(torch.device("cuda"))
+
+
+def test_each_trained_module_is_compiled_once_in_the_mode_asked(toy_data, monkeypatch):
+    """A second fit in the same mode reuses the compiled modules; another mode compiles them anew.
+    (Recorded, not compiled: compiling takes minutes on a CPU; tox -e gpu trains compiled on CUDA.)"""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda module, **kwargs: compiled.append((module, kwargs)))
+    method, budget = smoke_method("drl", toy_data)
+    budget = dataclasses.replace(budget, iterations=2)
+    for mode in ("reduce-overhead", "reduce-overhead", "default"):
+        method.fit(toy_data.train, budget, progress=False, options=TrainOptions(compile=True, compile_mode=mode))
+    trained = list(method.modules.values())
+    assert [(module, kwargs["mode"]) for module, kwargs in compiled] == (
+        [(m, "reduce-overhead") for m in trained] + [(m, "default") for m in trained])
 
 
 def test_the_old_layout_setting_names_its_replacement(tmp_path, capsys):
