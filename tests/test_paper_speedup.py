@@ -69,14 +69,15 @@ def test_a_failed_command_keeps_the_alternations_already_measured(refdir, capsys
     def failing_in_the_second_alternation(argv):
         calls.append(argv)
         if len(calls) == 8:  # the second alternation's second command
-            raise MeasurementError("tests.perf.throughput ... exited 1: RuntimeError: out of memory")
+            raise MeasurementError("exited 1: RuntimeError: out of memory")
         return fake_run(argv)
 
     assert main([str(refdir), "--alternations", "3"], run=failing_in_the_second_alternation) == 1
     out, err = capsys.readouterr()
     assert "| 1 | 50.0 | 60.0 | 80.0 | 55.0 | 75.0 | 100.0 |" in out and "| 2 |" not in out
     assert "suite bf16: 2.00x the reference as shipped" in out
-    assert "stopped after 1 of 3 alternations: tests.perf.throughput ... exited 1" in err
+    assert ("stopped after 1 of 3 alternations: reference fp32, memory retained (alternation 2): exited 1: "
+            "RuntimeError: out of memory") in err
 
 
 def test_a_line_without_a_speed_is_an_error_naming_it():

@@ -79,7 +79,7 @@ def run_command(argv: Sequence[str]) -> str:
     lines = done.stdout.strip().splitlines()
     if done.returncode or not lines:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise MeasurementError(f"{' '.join(argv[1:4])} ... exited {done.returncode}: {tail}")
+        raise MeasurementError(f"exited {done.returncode}: {tail}")
     return lines[-1]
 
 
@@ -119,12 +119,13 @@ def alternate(runs: Sequence[Command], alternations: int, run: Callable[[Sequenc
         for i in range(1, alternations + 1):
             one = {}
             for command in runs:
-                line = run(command.argv)
-                one[command.label] = images_per_s(line)
+                try:
+                    line = run(command.argv)
+                    one[command.label] = images_per_s(line)
+                except MeasurementError as err:
+                    return measured, f"{command.label} (alternation {i}): {err}"
                 log(f"[{i}/{alternations}] {line}")
             measured.append(one)
-    except MeasurementError as err:
-        return measured, str(err)
     except KeyboardInterrupt:
         return measured, "interrupted"
     return measured, None
