@@ -42,6 +42,7 @@ OPTIONS = {
     "bf16": TrainOptions(precision="bf16", layout="contiguous"),
     "fp32+channels_last": TrainOptions(precision="fp32", layout="channels_last"),
     "bf16+channels_last": TrainOptions(precision="bf16", layout="channels_last"),
+    "fp32+channels_last+compile": TrainOptions(precision="fp32", layout="channels_last", compile=True),
 }
 # tox -e gpu's: compiled in the mode the GPU target needs (each compile takes a minute or more of the
 # run's budget; the default mode's option runs by hand, and tests/test_gpu.py trains in both modes)
