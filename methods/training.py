@@ -179,6 +179,7 @@ class _Run:
     world_size: int
     channels_last: bool
     bf16: bool
+    cuda_graphs: bool  # compiled in reduce-overhead mode on CUDA: each step marks its start
     history: History = field(default_factory=History)
     start_step: int = 0
     elapsed: float = 0.0  # seconds trained before a resume
@@ -274,7 +275,8 @@ def _start(method: Trainable, data: ImageData, budget: Budget, options: TrainOpt
             broadcast_buffers=False)  # each rank keeps its BatchNorm statistics (synchronised on CUDA)
     return _Run(method, budget, options, modules, params, images, optimiser, scheduler,
                 BatchSampler(len(images), budget.batch_size, device), rank, world_size, channels_last,
-                bf16=options.resolved_precision(device) == "bf16", objective=objective)
+                bf16=options.resolved_precision(device) == "bf16", cuda_graphs=options.uses_cuda_graphs(device),
+                objective=objective)
 
 
 def _resume(run: _Run, snapshot_path: Path | None, log: Callable[[str], None] | None) -> None:
@@ -303,7 +305,7 @@ def _resume(run: _Run, snapshot_path: Path | None, log: Callable[[str], None] | 
 def _step(run: _Run, step: int) -> None:
     """One optimisation step on this rank's slice of the next global batch."""
     method = run.method
-    if run.options.uses_cuda_graphs(method.device):
+    if run.cuda_graphs:
         # A new iteration: the graphs' outputs of the last step (all consumed by now) may be overwritten.
         torch.compiler.cudagraph_mark_step_begin()
     rows = run.sampler.next()

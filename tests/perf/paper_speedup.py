@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.leaderboard.markdown import md_table
 from tests.perf.throughput import OPTIONS
 
 SUITE_DEFAULT = ("fp32", "fp32+channels_last", "bf16")
@@ -98,10 +99,8 @@ def ratio_summary(ratios: Sequence[float]) -> str:
 
 def report(runs: Sequence[Command], measured: Sequence[dict[str, float]]) -> str:
     """A markdown table of images/s per alternation, then each suite option's ratios."""
-    header = ["alternation", *(run.label for run in runs)]
-    rows = [header, ["---"] * len(header)]
-    rows += [[str(i), *(f"{one[run.label]:.1f}" for run in runs)] for i, one in enumerate(measured, start=1)]
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines = md_table(["alternation", *(run.label for run in runs)],
+                     [[str(i), *(f"{one[run.label]:.1f}" for run in runs)] for i, one in enumerate(measured, start=1)])
     for run in (run for run in runs if run.suite):
         shipped = [one[run.label] / one[AS_SHIPPED] for one in measured]
         same = [one[run.label] / one[reference_label(run.precision)] for one in measured]

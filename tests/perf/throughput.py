@@ -10,7 +10,8 @@
 prints one line: DRL at the ``paper`` preset on CIFAR-10-sized random images
 (the cost does not depend on pixels), images/s over ``--steps`` steps after a
 5-step warm-up, peak memory and the ratio to the GPU target (12,000 images/s)
-on CUDA, and the hours the paper's 70k iterations would take at that speed. ``tests/perf/test_bench_gpu.py`` runs the same on CUDA.
+on CUDA, and the hours the paper's 70k iterations would take at that speed.
+``tests/perf/test_bench_gpu.py`` runs the same on CUDA.
 """
 
 from __future__ import annotations
